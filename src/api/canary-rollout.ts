@@ -1,0 +1,157 @@
+/**
+ * CanaryRollout: moves traffic between a stable and a canary backend of one ModelRoute, by hand
+ * (`weight`) or through `steps`. The compiler reads the weight to serve from here: `spec.weight` in
+ * manual mode, `status.stepWeight` (written by the rollout engine) while steps run.
+ */
+import { type Static, Type } from '@sinclair/typebox';
+import { cel, DnsLabel, Duration, HeaderName, List, ObjectName, Str, StringEnum } from './schema-helpers.ts';
+import { ConditionsSchema } from './status.ts';
+
+export const RolloutPhase = ['Progressing', 'Paused', 'Promoted', 'RolledBack', 'Failed'] as const;
+
+const Percent = (description: string) => Type.Integer({ minimum: 0, maximum: 100, description });
+
+export const AnalysisSchema = Type.Object(
+  {
+    interval: Duration('How often canary and stable are compared. Default 1m.', { default: '1m' }),
+    minRequests: Type.Integer({
+      minimum: 0,
+      maximum: 1000000000,
+      default: 100,
+      description: 'Canary requests needed in an interval before judging. Default 100.',
+    }),
+    maxErrorRate: Type.Optional(
+      Type.Number({ minimum: 0, maximum: 1, description: 'Highest canary 5xx share allowed (0..1).' }),
+    ),
+    maxLatencyP99Ratio: Type.Optional(
+      Type.Number({ minimum: 1, maximum: 100, description: 'Highest canary/stable p99 latency ratio.' }),
+    ),
+    maxTtftRatio: Type.Optional(
+      Type.Number({
+        minimum: 1,
+        maximum: 100,
+        description: 'Highest canary/stable p99 time-to-first-byte ratio.',
+      }),
+    ),
+    failureLimit: Type.Integer({
+      minimum: 0,
+      maximum: 100,
+      default: 0,
+      description: 'Failed intervals tolerated before rolling back. Default 0.',
+    }),
+    intervals: Type.Integer({
+      minimum: 1,
+      maximum: 1000,
+      default: 1,
+      description: 'Intervals that must pass before the step completes. Default 1.',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const StepSchema = Type.Object(
+  {
+    setWeight: Type.Optional(Percent('Canary share to serve from this step on.')),
+    pause: Type.Optional(
+      Type.Object(
+        { duration: Type.Optional(Duration('How long to wait; unset waits until resumed.')) },
+        { additionalProperties: false },
+      ),
+    ),
+    analysis: Type.Optional(AnalysisSchema),
+  },
+  {
+    additionalProperties: false,
+    ...cel({
+      rule: '[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1',
+      message: 'each step sets exactly one of setWeight, pause or analysis',
+    }),
+  },
+);
+
+export const CanaryRolloutSpecSchema = Type.Object(
+  {
+    routeRef: Type.Object(
+      { name: ObjectName("ModelRoute in the rollout's namespace.") },
+      { additionalProperties: false },
+    ),
+    stableBackend: DnsLabel("Backend name (in the route's rules) serving the current version."),
+    canaryBackend: DnsLabel('Backend name serving the new version.'),
+    weight: Type.Integer({
+      minimum: 0,
+      maximum: 100,
+      default: 0,
+      description: 'Canary share in percent in manual mode; ignored while steps run. Default 0.',
+    }),
+    steps: Type.Optional(
+      List(StepSchema, 32, {
+        description: 'Automated progression; when set, the rollout engine drives the weight.',
+      }),
+    ),
+    stickiness: Type.Optional(
+      Type.Object(
+        {
+          header: Type.Optional(HeaderName('Assign by this header value.')),
+          cookie: Type.Optional(Str(256, { minLength: 1, description: 'Assign by this cookie.' })),
+          consumer: Type.Optional(Type.Boolean({ description: 'Assign by the authenticated consumer.' })),
+        },
+        {
+          additionalProperties: false,
+          description: 'Sticky assignment: a key keeps its bucket, so it moves stable→canary only once.',
+          ...cel({
+            rule: '[has(self.header), has(self.cookie), has(self.consumer) && self.consumer].filter(x, x).size() == 1',
+            message: 'set exactly one of header, cookie or consumer',
+          }),
+        },
+      ),
+    ),
+    override: Type.Optional(
+      Type.Object(
+        {
+          header: Type.Object(
+            {
+              name: HeaderName('Header testers set.'),
+              always: Type.Optional(Str(256, { description: 'Value that always selects the canary.' })),
+              never: Type.Optional(Str(256, { description: 'Value that never selects the canary.' })),
+            },
+            {
+              additionalProperties: false,
+              ...cel({
+                rule: '(has(self.always) || has(self.never)) && (!has(self.always) || !has(self.never) || self.always != self.never)',
+                message: 'set always or never (or both, with different values)',
+              }),
+            },
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    ...cel({
+      rule: 'self.stableBackend != self.canaryBackend',
+      message: 'stableBackend and canaryBackend must differ',
+    }),
+  },
+);
+
+export const CanaryRolloutStatusSchema = Type.Object(
+  {
+    observedGeneration: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Generation the status describes.' }),
+    ),
+    phase: Type.Optional(StringEnum(RolloutPhase, { description: 'Where the rollout is.' })),
+    currentStep: Type.Optional(
+      Type.Integer({ minimum: 0, maximum: 32, description: 'Index of the running step.' }),
+    ),
+    stepWeight: Type.Optional(Percent('Canary share chosen by the rollout engine (steps mode).')),
+    servedWeight: Type.Optional(Percent('Canary share in the routing table now.')),
+    conditions: Type.Optional(ConditionsSchema),
+  },
+  { additionalProperties: false },
+);
+
+export type Step = Static<typeof StepSchema>;
+export type CanaryRolloutSpec = Static<typeof CanaryRolloutSpecSchema>;
+export type CanaryRolloutStatus = Static<typeof CanaryRolloutStatusSchema>;
