@@ -117,8 +117,8 @@ export const BackendSchema = Type.Object(
       List(
         Type.String({
           maxLength: 2048,
-          pattern: '^https?://[^/?#\\s]+/?$',
-          description: 'http:// or https:// origin, optionally with port; no path.',
+          pattern: '^https?://[^/?#@\\s]+/?$',
+          description: 'http:// or https:// origin, optionally with port; no path, no credentials.',
         }),
         16,
         { minItems: 1, description: 'Static upstream origins (standalone mode, external services).' },
@@ -167,6 +167,8 @@ export const LoadBalancingSchema = Type.Object(
   },
   {
     additionalProperties: false,
+    default: {},
+    description: 'How endpoints are chosen. Default LeastRequest.',
     ...cel({
       rule: "(self.algorithm == 'ConsistentHash') == has(self.consistentHash)",
       message: 'consistentHash is required with algorithm ConsistentHash and allowed only with it',
@@ -185,7 +187,11 @@ export const TimeoutsSchema = Type.Object(
     ),
     idle: Duration('Longest silence on an open request or stream. Default 300s.', { default: '300s' }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    default: {},
+    description: 'Upstream timeouts; defaults suit long inference.',
+  },
 );
 
 export const RetriesSchema = Type.Object(
@@ -214,7 +220,12 @@ export const RetriesSchema = Type.Object(
       },
     ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    default: {},
+    description:
+      'Retries, only before the first response byte reaches the client. Default: 1 retry on connect-failure or reset.',
+  },
 );
 
 export const HealthCheckSchema = Type.Object(
@@ -239,7 +250,7 @@ export const HealthCheckSchema = Type.Object(
       description: 'Successes to mark up. Default 2.',
     }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Active health checking; off when unset.' },
 );
 
 export const OutlierDetectionSchema = Type.Object(
@@ -261,7 +272,7 @@ export const OutlierDetectionSchema = Type.Object(
       description: "Largest share of a backend's endpoints ejected at once. Default 50.",
     }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Passive outlier ejection; off when unset.' },
 );
 
 export const RuleSchema = Type.Object(

@@ -37,7 +37,7 @@ const FRIENDLY_PATTERNS: Record<string, string> = {
   '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$': 'must be a duration such as 500ms, 2s, 5m or 1h30m',
   '^[0-9]+(Ki|Mi|Gi|k|M|G)?$': 'must be a byte size such as 512Ki, 64Mi or 1048576',
   '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$': 'must be a lowercase DNS label (a-z, 0-9, -)',
-  '^https?://[^/?#\\s]+/?$': 'must be an http:// or https:// origin without a path',
+  '^https?://[^/?#@\\s]+/?$': 'must be an http:// or https:// origin without a path or credentials',
 };
 
 /** `/rules/0/backends` → `spec.rules[0].backends` */

@@ -1,0 +1,312 @@
+/**
+ * compile(state) → { table, statuses }. Pure: no I/O, clock or randomness; the same state gives
+ * the same bytes. Every input resource gets exactly one status; a bad resource is left out of the
+ * table with its status saying why, and never affects the others.
+ */
+import type { ClusterState } from '../api/cluster-state.ts';
+import type { ModelRoute } from '../api/resources.ts';
+import { ConditionType, Reason } from '../api/status.ts';
+import { hashRoutesPart, tableHash } from '../routing-table/hash.ts';
+import {
+  type CompiledBackend,
+  type CompiledMatch,
+  type CompiledRule,
+  type EndpointsPart,
+  type RoutingTable,
+  TABLE_SCHEMA_VERSION,
+} from '../routing-table/types.ts';
+import { admit, describeErrors, identify } from './admit.ts';
+import { placeRollouts } from './canary.ts';
+import { condition, programmedCondition, rejectedConditions } from './conditions.ts';
+import {
+  type EndpointIndex,
+  indexEndpoints,
+  type Resolution,
+  resolveService,
+  resolveUrls,
+  serviceEndpointsKey,
+  urlEndpointsKey,
+} from './endpoints.ts';
+import { comparePrecedence, compareText, matchIdentity, type RankedMatch } from './precedence.ts';
+import { placePolicies } from './rate-limits.ts';
+import { buildRouteModel, type RouteModel, type RuleModel } from './route-model.ts';
+import type { ResourceStatus } from './status-types.ts';
+import { parseByteSize, parseDurationMs } from './units.ts';
+import { normaliseWeights } from './weights.ts';
+
+export type { ResourceStatus } from './status-types.ts';
+
+export interface CompileResult {
+  table: RoutingTable;
+  /** One per input custom resource, sorted by kind, namespace, name. */
+  statuses: ResourceStatus[];
+}
+
+/** Sources may hand over anything; a missing list is an empty one. */
+function list<T>(value: readonly T[] | undefined): readonly T[] {
+  return Array.isArray(value) ? value : [];
+}
+
+interface RouteReport {
+  model: RouteModel;
+  /** ResolvedRefs problems: [reason, message]. */
+  refProblems: [string, string][];
+  /** Extra facts for the Accepted message. */
+  notes: string[];
+  liveMatches: number;
+  shadowed: string[];
+}
+
+export function compile(state: ClusterState): CompileResult {
+  const statuses: ResourceStatus[] = [];
+  const routes = new Map<string, RouteModel>();
+  const rejectedRoutes = new Set<string>();
+
+  list(state?.modelRoutes).forEach((raw, i) => {
+    const id = identify(raw, i);
+    const key = `${id.namespace}/${id.name}`;
+    if (routes.has(key) || rejectedRoutes.has(key)) return;
+    const a = admit(raw);
+    const built = a.ok ? buildRouteModel(a.resource as ModelRoute) : a;
+    if (!built.ok) {
+      rejectedRoutes.add(key);
+      statuses.push({
+        kind: 'ModelRoute',
+        namespace: id.namespace,
+        name: id.name,
+        status: {
+          observedGeneration: id.generation,
+          conditions: rejectedConditions(Reason.Invalid, describeErrors(built.errors), id.generation),
+        },
+      });
+      return;
+    }
+    routes.set(key, built.model);
+  });
+
+  const canary = placeRollouts(list(state?.canaryRollouts), routes, rejectedRoutes);
+  const limits = placePolicies(list(state?.rateLimitPolicies), routes, rejectedRoutes);
+  const index = indexEndpoints(list(state?.services), list(state?.endpointSlices));
+
+  const endpoints: Record<string, EndpointsPart> = {};
+  // Several routes may share a Service; it is resolved once.
+  const resolutions = new Map<string, Resolution>();
+  const rules: CompiledRule[] = [];
+  const ranked: RankedMatch[] = [];
+  const reports = new Map<string, RouteReport>();
+  const sortedRoutes = [...routes.values()].sort((a, b) => compareText(a.key, b.key));
+
+  for (const route of sortedRoutes) {
+    const report: RouteReport = { model: route, refProblems: [], notes: [], liveMatches: 0, shadowed: [] };
+    reports.set(route.key, report);
+    for (const rule of route.rules) {
+      rules.push(
+        compileRule(
+          route,
+          rule,
+          index,
+          resolutions,
+          endpoints,
+          report,
+          canary.byRule,
+          limits.byRoute.get(route.key),
+        ),
+      );
+      rule.matches.forEach((m, matchIndex) => {
+        for (const hostname of route.hostnames) {
+          ranked.push({
+            match: { ...m, hostname },
+            created: route.created,
+            routeKey: route.key,
+            ruleIndex: rule.index,
+            matchIndex,
+          });
+        }
+      });
+    }
+  }
+
+  // Precedence, then conflicts: of two identical matches on one host only the first is reachable.
+  ranked.sort(comparePrecedence);
+  const firstByIdentity = new Map<string, RankedMatch>();
+  const matches: CompiledMatch[] = [];
+  for (const r of ranked) {
+    const identity = matchIdentity(r.match);
+    const winner = firstByIdentity.get(identity);
+    const report = reports.get(r.routeKey)!;
+    if (winner) {
+      const by =
+        winner.routeKey === r.routeKey ? 'an earlier match of this route' : `ModelRoute ${winner.routeKey}`;
+      const host = r.match.hostname === '' ? 'any host' : `host ${r.match.hostname}`;
+      report.shadowed.push(`rules[${r.ruleIndex}].matches[${r.matchIndex}] on ${host} is shadowed by ${by}`);
+      continue;
+    }
+    firstByIdentity.set(identity, r);
+    report.liveMatches++;
+    matches.push(r.match);
+  }
+
+  for (const report of reports.values()) statuses.push(routeStatus(report));
+  statuses.push(...canary.statuses, ...limits.statuses);
+  statuses.sort(
+    (a, b) =>
+      compareText(a.kind, b.kind) || compareText(a.namespace, b.namespace) || compareText(a.name, b.name),
+  );
+
+  const models = [...new Set(matches.flatMap((m) => (m.model ? [m.model.value] : [])))].sort(compareText);
+  const routesPart = hashRoutesPart({ rules, matches, rateLimitPolicies: limits.policies, models });
+  const sortedEndpoints = Object.fromEntries(
+    Object.keys(endpoints)
+      .sort(compareText)
+      .map((k) => [k, endpoints[k]!]),
+  );
+  return {
+    table: {
+      schemaVersion: TABLE_SCHEMA_VERSION,
+      hash: tableHash(TABLE_SCHEMA_VERSION, routesPart, sortedEndpoints),
+      routes: routesPart,
+      endpoints: sortedEndpoints,
+    },
+    statuses,
+  };
+}
+
+function compileRule(
+  route: RouteModel,
+  rule: RuleModel,
+  index: EndpointIndex,
+  resolutions: Map<string, Resolution>,
+  endpoints: Record<string, EndpointsPart>,
+  report: RouteReport,
+  canaries: ReadonlyMap<string, NonNullable<CompiledRule['canary']>>,
+  rateLimitPolicy: string | undefined,
+): CompiledRule {
+  const spec = rule.spec;
+  const backends: CompiledBackend[] = spec.backends.map((b, bi) => {
+    let key: string;
+    if (b.service) {
+      key = serviceEndpointsKey(route.namespace, b.service.name, b.service.port);
+      let res = resolutions.get(key);
+      if (!res) {
+        res = resolveService(index, route.namespace, b.service.name, b.service.port);
+        resolutions.set(key, res);
+        endpoints[key] = res.part;
+      }
+      if (!res.ok)
+        report.refProblems.push([
+          res.reason,
+          `rules[${rule.index}].backends[${bi}] (${b.name}): ${res.message}`,
+        ]);
+    } else {
+      key = urlEndpointsKey(rule.id, b.name);
+      endpoints[key] = resolveUrls(b.urls ?? []);
+    }
+    const out: CompiledBackend = { name: b.name, weight: b.weight, endpoints: key, protocol: b.protocol };
+    if (b.modelRevision !== undefined) out.modelRevision = b.modelRevision;
+    return out;
+  });
+
+  // Weights ×100 so a canary percentage splits the pair's share exactly in integers.
+  const raw = spec.backends.map((b) => b.weight * 100);
+  const placed = canaries.get(rule.id);
+  if (placed) {
+    const si = backends.findIndex((b) => b.name === placed.stableBackend);
+    const ci = backends.findIndex((b) => b.name === placed.canaryBackend);
+    const pair = spec.backends[si]!.weight + spec.backends[ci]!.weight;
+    raw[si] = pair * (100 - placed.weightPercent);
+    raw[ci] = pair * placed.weightPercent;
+    report.notes.push(
+      `backend weights of rule ${rule.name} are set by CanaryRollout ${placed.rollout} (canary ${placed.weightPercent}%)`,
+    );
+  }
+  const weights = normaliseWeights(raw);
+  backends.forEach((b, i) => {
+    b.weight = weights[i]!;
+  });
+
+  const lb = spec.loadBalancing!;
+  const t = spec.timeouts!;
+  const r = spec.retries!;
+  const compiled: CompiledRule = {
+    id: rule.id,
+    route: route.key,
+    name: rule.name,
+    generation: route.generation,
+    maxRequestBodyBytes: route.maxRequestBodyBytes,
+    readsModel: rule.matches.some((m) => m.model !== undefined),
+    backends,
+    loadBalancing: { algorithm: lb.algorithm },
+    timeouts: {
+      connectMs: parseDurationMs(t.connect),
+      firstByteMs: parseDurationMs(t.firstByte),
+      idleMs: parseDurationMs(t.idle),
+    },
+    retries: {
+      attempts: r.attempts,
+      on: [...r.on].sort(compareText),
+      budgetPercent: r.budgetPercent,
+      maxReplayBodyBytes: parseByteSize(r.maxReplayBodySize),
+    },
+  };
+  if (lb.consistentHash) {
+    compiled.loadBalancing.hashOn = lb.consistentHash.header
+      ? { header: lb.consistentHash.header.toLowerCase() }
+      : { cookie: lb.consistentHash.cookie! };
+  }
+  if (spec.healthCheck) {
+    const h = spec.healthCheck;
+    compiled.healthCheck = {
+      path: h.path,
+      intervalMs: parseDurationMs(h.interval),
+      timeoutMs: parseDurationMs(h.timeout),
+      unhealthyThreshold: h.unhealthyThreshold,
+      healthyThreshold: h.healthyThreshold,
+    };
+  }
+  if (spec.outlierDetection) {
+    const o = spec.outlierDetection;
+    compiled.outlierDetection = {
+      consecutiveErrors: o.consecutiveErrors,
+      baseEjectionMs: parseDurationMs(o.baseEjectionTime),
+      maxEjectionMs: parseDurationMs(o.maxEjectionTime),
+      maxEjectionPercent: o.maxEjectionPercent,
+    };
+  }
+  if (rateLimitPolicy) compiled.rateLimitPolicy = rateLimitPolicy;
+  if (placed) compiled.canary = placed;
+  return compiled;
+}
+
+function routeStatus(report: RouteReport): ResourceStatus {
+  const { model } = report;
+  const g = model.generation;
+  const accepted = report.liveMatches > 0;
+  const facts = [...report.shadowed, ...report.notes];
+  const acceptedMessage = accepted
+    ? facts.length > 0
+      ? `accepted; ${facts.join('; ')}`
+      : 'accepted'
+    : `every match is shadowed by an earlier one: ${report.shadowed.join('; ')}`;
+  const refs = report.refProblems;
+  return {
+    kind: 'ModelRoute',
+    namespace: model.namespace,
+    name: model.name,
+    status: {
+      observedGeneration: g,
+      conditions: [
+        condition(
+          ConditionType.Accepted,
+          accepted,
+          accepted ? Reason.Accepted : Reason.Conflicted,
+          acceptedMessage,
+          g,
+        ),
+        refs.length === 0
+          ? condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'every backend resolved', g)
+          : condition(ConditionType.ResolvedRefs, false, refs[0]![0], refs.map((p) => p[1]).join('; '), g),
+        programmedCondition(accepted, g),
+      ],
+    },
+  };
+}

@@ -1,0 +1,8 @@
+export { type CompileResult, compile, type ResourceStatus } from './compile.ts';
+export {
+  indexEndpoints,
+  resolveService,
+  resolveUrls,
+  serviceEndpointsKey,
+  urlEndpointsKey,
+} from './endpoints.ts';

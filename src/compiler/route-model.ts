@@ -1,0 +1,113 @@
+/**
+ * A ModelRoute after admission, with the semantic checks a schema cannot express (regular
+ * expressions that compile, rule names that stay unique once defaulted) and its matches in table
+ * form. Backends are resolved later, once canary rollouts have had their say on weights.
+ */
+import type { FieldError } from '../api/cel.ts';
+import type { Match, Rule } from '../api/model-route.ts';
+import type { ModelRoute } from '../api/resources.ts';
+import type { CompiledMatch } from '../routing-table/types.ts';
+import { parseByteSize } from './units.ts';
+
+export interface RuleModel {
+  index: number;
+  name: string;
+  /** `namespace/route/rule`. */
+  id: string;
+  spec: Rule;
+  /** Matches without hostname; the compiler fans them out per hostname. */
+  matches: Omit<CompiledMatch, 'hostname'>[];
+}
+
+export interface RouteModel {
+  /** `namespace/name`. */
+  key: string;
+  namespace: string;
+  name: string;
+  generation: number;
+  created: string | undefined;
+  /** Lower-case hosts; `['']` when the route serves any host. */
+  hostnames: string[];
+  maxRequestBodyBytes: number;
+  rules: RuleModel[];
+}
+
+/** Compiles the pattern as the proxy will (anchored: the whole value must match). */
+function checkRegex(pattern: string, path: string, errors: FieldError[]): void {
+  try {
+    new RegExp(`^(?:${pattern})$`);
+  } catch (e) {
+    errors.push({ path, message: `invalid regular expression: ${(e as Error).message}` });
+  }
+}
+
+function tableMatch(m: Match, at: string, errors: FieldError[]): Omit<CompiledMatch, 'hostname'> {
+  const path = { type: m.path?.type ?? 'PathPrefix', value: m.path?.value ?? '/' } as const;
+  if (path.type === 'RegularExpression') checkRegex(path.value, `${at}.path.value`, errors);
+  const strings = (list: Match['headers'], field: string, lower: boolean) =>
+    (list ?? []).map((h, i) => {
+      if (h.type === 'RegularExpression') checkRegex(h.value, `${at}.${field}[${i}].value`, errors);
+      return { name: lower ? h.name.toLowerCase() : h.name, type: h.type, value: h.value };
+    });
+  const out: Omit<CompiledMatch, 'hostname'> = {
+    rule: '',
+    path: { type: path.type, value: path.type === 'PathPrefix' ? trimPrefix(path.value) : path.value },
+    headers: strings(m.headers, 'headers', true),
+    queryParams: strings(m.queryParams, 'queryParams', false),
+  };
+  if (m.method) out.method = m.method;
+  if (m.model) out.model = { type: m.model.type, value: m.model.value };
+  return out;
+}
+
+/** `/v1/` and `/v1` are the same segment prefix; keep one spelling so conflicts are found. */
+function trimPrefix(value: string): string {
+  return value.length > 1 && value.endsWith('/') ? value.replace(/\/+$/, '') || '/' : value;
+}
+
+export function buildRouteModel(
+  route: ModelRoute,
+): { ok: true; model: RouteModel } | { ok: false; errors: FieldError[] } {
+  const errors: FieldError[] = [];
+  const namespace = route.metadata.namespace ?? 'default';
+  const key = `${namespace}/${route.metadata.name}`;
+  const names = new Set<string>();
+  const rules: RuleModel[] = route.spec.rules.map((rule, index) => {
+    const name = rule.name ?? `rule-${index}`;
+    if (names.has(name)) {
+      errors.push({
+        path: `spec.rules[${index}].name`,
+        message: `rule name ${name} is used twice (unnamed rules are called rule-<index>)`,
+      });
+    }
+    names.add(name);
+    const id = `${key}/${name}`;
+    const specMatches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
+    const matches = specMatches.map((m, i) => ({
+      ...tableMatch(m, `spec.rules[${index}].matches[${i}]`, errors),
+      rule: id,
+    }));
+    return { index, name, id, spec: rule, matches };
+  });
+  const maxRequestBodyBytes = parseByteSize(route.spec.maxRequestBodySize);
+  if (!(maxRequestBodyBytes > 0))
+    errors.push({ path: 'spec.maxRequestBodySize', message: 'must be greater than 0' });
+  if (errors.length > 0) return { ok: false, errors };
+  const hostnames =
+    route.spec.hostnames && route.spec.hostnames.length > 0
+      ? [...new Set(route.spec.hostnames)].sort()
+      : [''];
+  return {
+    ok: true,
+    model: {
+      key,
+      namespace,
+      name: route.metadata.name,
+      generation: route.metadata.generation ?? 0,
+      created: route.metadata.creationTimestamp,
+      hostnames,
+      maxRequestBodyBytes,
+      rules,
+    },
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * Redaction for anything printed or served (`modelgate compile`, `/config/dump`, logs): the table
+ * must never leak a credential. Today credentials can appear as URL user-info in static backends;
+ * later sections (API keys, upstream credentials) add their field names to SENSITIVE_KEYS.
+ */
+export const REDACTED = '<redacted>';
+
+/** Object keys whose values are always replaced. */
+export const SENSITIVE_KEYS: ReadonlySet<string> = new Set([
+  'password',
+  'token',
+  'secret',
+  'apiKey',
+  'apiKeyHashes',
+  'clientSecret',
+  'privateKey',
+  'authorization',
+  'credential',
+]);
+
+const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/i;
+
+/** A deep copy of `value` with sensitive keys and URL user-info replaced. */
+export function redact<T>(value: T): T {
+  return walk(value) as T;
+}
+
+function walk(value: unknown): unknown {
+  if (typeof value === 'string') return value.replace(URL_USERINFO, `$1${REDACTED}@`);
+  if (Array.isArray(value)) return value.map(walk);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = SENSITIVE_KEYS.has(k) ? REDACTED : walk(v);
+    return out;
+  }
+  return value;
+}
