@@ -46,7 +46,10 @@ export const AnalysisSchema = Type.Object(
       description: 'Intervals that must pass before the step completes. Default 1.',
     }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'Compare canary with stable; roll back when a threshold is exceeded too often.',
+  },
 );
 
 export const StepSchema = Type.Object(
@@ -55,7 +58,7 @@ export const StepSchema = Type.Object(
     pause: Type.Optional(
       Type.Object(
         { duration: Type.Optional(Duration('How long to wait; unset waits until resumed.')) },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'Hold the current weight for a while, or until resumed.' },
       ),
     ),
     analysis: Type.Optional(AnalysisSchema),
@@ -73,7 +76,7 @@ export const CanaryRolloutSpecSchema = Type.Object(
   {
     routeRef: Type.Object(
       { name: ObjectName("ModelRoute in the rollout's namespace.") },
-      { additionalProperties: false },
+      { additionalProperties: false, description: 'The ModelRoute whose backends this rollout shifts.' },
     ),
     stableBackend: DnsLabel("Backend name (in the route's rules) serving the current version."),
     canaryBackend: DnsLabel('Backend name serving the new version.'),
@@ -116,6 +119,7 @@ export const CanaryRolloutSpecSchema = Type.Object(
             },
             {
               additionalProperties: false,
+              description: 'The header, and the values that force or prevent the canary.',
               ...cel({
                 rule: '(has(self.always) || has(self.never)) && (!has(self.always) || !has(self.never) || self.always != self.never)',
                 message: 'set always or never (or both, with different values)',
@@ -123,7 +127,10 @@ export const CanaryRolloutSpecSchema = Type.Object(
             },
           ),
         },
-        { additionalProperties: false },
+        {
+          additionalProperties: false,
+          description: 'Lets testers choose the canary or the stable version with a request header.',
+        },
       ),
     ),
   },

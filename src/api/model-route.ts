@@ -100,7 +100,10 @@ export const ServiceRefSchema = Type.Object(
     name: DnsLabel("Service name, in the route's namespace."),
     port: Type.Integer({ minimum: 1, maximum: 65535, description: 'Service port number.' }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'A Kubernetes Service; its EndpointSlices give the endpoints. Exclusive with urls.',
+  },
 );
 
 export const BackendSchema = Type.Object(
@@ -157,6 +160,7 @@ export const LoadBalancingSchema = Type.Object(
         },
         {
           additionalProperties: false,
+          description: 'The hash key for ConsistentHash: a request header or a cookie.',
           ...cel({
             rule: 'has(self.header) != has(self.cookie)',
             message: 'exactly one of header or cookie must be set',

@@ -4,7 +4,8 @@
  * object or the field errors; never throws on bad input.
  */
 import type { TSchema } from '@sinclair/typebox';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { ajv } from './ajv.ts';
 import { evaluateRules, type FieldError } from './cel.ts';
 import {
   API_VERSION,
@@ -15,17 +16,6 @@ import {
 } from './resources.ts';
 
 export type { FieldError } from './cel.ts';
-
-const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictTypes: false });
-for (const keyword of [
-  'x-kubernetes-validations',
-  'x-kubernetes-list-type',
-  'x-kubernetes-list-map-keys',
-  'x-kubernetes-preserve-unknown-fields',
-]) {
-  ajv.addKeyword(keyword);
-}
-ajv.addFormat('date-time', true);
 
 const specValidators = new Map<string, ValidateFunction>();
 for (const r of RESOURCES) specValidators.set(r.kind, ajv.compile(r.spec));
@@ -50,7 +40,7 @@ export function pointerToPath(prefix: string, pointer: string): string {
   return out;
 }
 
-function describeAjvError(prefix: string, e: ErrorObject): FieldError {
+export function describeAjvError(prefix: string, e: ErrorObject): FieldError {
   const path = pointerToPath(prefix, e.instancePath);
   switch (e.keyword) {
     case 'additionalProperties':
