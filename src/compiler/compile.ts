@@ -138,7 +138,9 @@ export function compile(state: ClusterState): CompileResult {
       const by =
         winner.routeKey === r.routeKey ? 'an earlier match of this route' : `ModelRoute ${winner.routeKey}`;
       const host = r.match.hostname === '' ? 'any host' : `host ${r.match.hostname}`;
-      report.shadowed.push(`rules[${r.ruleIndex}].matches[${r.matchIndex}] on ${host} is shadowed by ${by}`);
+      report.shadowed.push(
+        `spec.rules[${r.ruleIndex}].matches[${r.matchIndex}]: on ${host}, shadowed by ${by}`,
+      );
       continue;
     }
     firstByIdentity.set(identity, r);
@@ -193,10 +195,7 @@ function compileRule(
         endpoints[key] = res.part;
       }
       if (!res.ok)
-        report.refProblems.push([
-          res.reason,
-          `rules[${rule.index}].backends[${bi}] (${b.name}): ${res.message}`,
-        ]);
+        report.refProblems.push([res.reason, `spec.rules[${rule.index}].backends[${bi}]: ${res.message}`]);
     } else {
       key = urlEndpointsKey(rule.id, b.name);
       endpoints[key] = resolveUrls(b.urls ?? []);
