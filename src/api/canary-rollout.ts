@@ -58,7 +58,10 @@ export const StepSchema = Type.Object(
     pause: Type.Optional(
       Type.Object(
         { duration: Type.Optional(Duration('How long to wait; unset waits until resumed.')) },
-        { additionalProperties: false, description: 'Hold the current weight for a while, or until resumed.' },
+        {
+          additionalProperties: false,
+          description: 'Hold the current weight for a while, or until resumed.',
+        },
       ),
     ),
     analysis: Type.Optional(AnalysisSchema),

@@ -105,7 +105,7 @@ export const OnExceededSchema = Type.Object(
     additionalProperties: false,
     description: 'What happens to a request over a limit. Default: rejected with 429.',
     ...cel({
-      rule: "(self.action == 'Queue') == (has(self.maxQueue) && has(self.maxWait))",
+      rule: "self.action == 'Queue' ? has(self.maxQueue) && has(self.maxWait) : !has(self.maxQueue) && !has(self.maxWait)",
       message: 'maxQueue and maxWait are required with action Queue and allowed only with it',
     }),
   },

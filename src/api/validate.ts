@@ -81,7 +81,8 @@ export function admitCustomResource(raw: unknown): Admitted<CustomResource> | Re
     errors.push({ path: 'apiVersion', message: `must be ${API_VERSION}` });
   }
   errors.push(...checkMetadata(obj.metadata));
-  const copy = structuredClone(obj) as Record<string, unknown>;
+  const copy = plainCopy(obj);
+  if (!copy) return { ok: false, errors: [{ path: '', message: 'a resource must be plain JSON data' }] };
   errors.push(...checkSpec(def, copy));
   if (errors.length > 0) return { ok: false, errors };
   return { ok: true, resource: copy as unknown as CustomResource };
@@ -118,4 +119,13 @@ function checkSpec(def: ResourceDefinition, obj: Record<string, unknown>): Field
   }
   // CEL runs only on schema-valid, defaulted input, as in the API server.
   return evaluateRules(def.spec as TSchema, obj.spec, 'spec');
+}
+
+/** A JSON round trip: the cheapest deep copy of manifest data (faster than structuredClone). */
+function plainCopy(obj: Record<string, unknown>): Record<string, unknown> | undefined {
+  try {
+    return JSON.parse(JSON.stringify(obj)) as Record<string, unknown>;
+  } catch {
+    return undefined; // BigInt or a cycle: nothing a YAML or JSON manifest can contain
+  }
 }

@@ -12,8 +12,16 @@ type Admission = { ok: true; resource: CustomResource } | { ok: false; errors: F
 
 const memo = new WeakMap<object, Admission>();
 
-export function admit(raw: unknown): Admission {
+/**
+ * Admits `raw`, as a `kind` when given: an object of another kind in a state's list (a source's
+ * mistake, or a hand-built state) is rejected, never read with the wrong shape.
+ */
+export function admit(raw: unknown, kind?: CustomResource['kind']): Admission {
   if (typeof raw !== 'object' || raw === null) return admitCustomResource(raw);
+  const actual = (raw as { kind?: unknown }).kind;
+  if (kind !== undefined && actual !== kind) {
+    return { ok: false, errors: [{ path: 'kind', message: `must be ${kind}, not ${String(actual)}` }] };
+  }
   let result = memo.get(raw);
   if (!result) {
     result = admitCustomResource(raw);

@@ -63,7 +63,7 @@ export function placeRollouts(
         },
       });
     };
-    const a = admit(raw);
+    const a = admit(raw, 'CanaryRollout');
     if (!a.ok) {
       reject(Reason.Invalid, describeErrors(a.errors));
       continue;
@@ -124,7 +124,14 @@ export function placeRollouts(
         canaryBackend: spec.canaryBackend,
         weightPercent: c.weight,
       };
-      if (spec.stickiness) placed.stickiness = { ...spec.stickiness };
+      if (spec.stickiness) {
+        const { header, cookie, consumer } = spec.stickiness;
+        placed.stickiness = header
+          ? { header: header.toLowerCase() }
+          : cookie
+            ? { cookie }
+            : { consumer: consumer === true };
+      }
       if (spec.override) {
         const { name, always, never } = spec.override.header;
         placed.override = { header: name.toLowerCase() };

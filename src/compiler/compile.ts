@@ -6,7 +6,7 @@
 import type { ClusterState } from '../api/cluster-state.ts';
 import type { ModelRoute } from '../api/resources.ts';
 import { ConditionType, Reason } from '../api/status.ts';
-import { hashRoutesPart, tableHash } from '../routing-table/hash.ts';
+import { hashRoutesPart, sortKeys, tableHash } from '../routing-table/hash.ts';
 import {
   type CompiledBackend,
   type CompiledMatch,
@@ -66,7 +66,7 @@ export function compile(state: ClusterState): CompileResult {
     const id = identify(raw, i);
     const key = `${id.namespace}/${id.name}`;
     if (routes.has(key) || rejectedRoutes.has(key)) return;
-    const a = admit(raw);
+    const a = admit(raw, 'ModelRoute');
     const built = a.ok ? buildRouteModel(a.resource as ModelRoute) : a;
     if (!built.ok) {
       rejectedRoutes.add(key);
@@ -157,11 +157,7 @@ export function compile(state: ClusterState): CompileResult {
 
   const models = [...new Set(matches.flatMap((m) => (m.model ? [m.model.value] : [])))].sort(compareText);
   const routesPart = hashRoutesPart({ rules, matches, rateLimitPolicies: limits.policies, models });
-  const sortedEndpoints = Object.fromEntries(
-    Object.keys(endpoints)
-      .sort(compareText)
-      .map((k) => [k, endpoints[k]!]),
-  );
+  const sortedEndpoints = sortKeys(endpoints);
   return {
     table: {
       schemaVersion: TABLE_SCHEMA_VERSION,

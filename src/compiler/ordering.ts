@@ -1,4 +1,4 @@
-import { compareText } from './precedence.ts';
+import { compareCreated, compareText } from './precedence.ts';
 
 interface Ordered {
   key: string;
@@ -6,13 +6,9 @@ interface Ordered {
 }
 
 /**
- * Which of two competing resources wins: the older one when both have a creation time (files do
- * not), then namespace/name. The Gateway API rule for policy and route conflicts.
+ * Which of two competing resources wins: the older one (files have no creation time, see
+ * compareCreated), then namespace/name. The Gateway API rule for policy and route conflicts.
  */
 export function compareAge(a: Ordered, b: Ordered): number {
-  if (a.created !== undefined && b.created !== undefined) {
-    const d = Date.parse(a.created) - Date.parse(b.created);
-    if (d !== 0 && !Number.isNaN(d)) return d;
-  }
-  return compareText(a.key, b.key);
+  return compareCreated(a.created, b.created) || compareText(a.key, b.key);
 }

@@ -6,7 +6,8 @@
  *  2. a match with a method before one without;
  *  3. a model match: Exact before Glob (more literal characters first) before none;
  *  4. more header conditions first, then more query-parameter conditions;
- *  5. the older route first (creation time; only when both routes have one — files do not);
+ *  5. the older route first (creation time; a route without one — files have none — counts as
+ *     the newest, see compareCreated);
  *  6. then namespace/name of the route, then rule index, then match index.
  *
  * Steps 1–4 follow Gateway API's HTTPRoute order, with the model inserted after the method because
@@ -54,11 +55,23 @@ export function comparePrecedence(a: RankedMatch, b: RankedMatch): number {
   );
 }
 
-function compareCreated(a: string | undefined, b: string | undefined): number {
-  if (a === undefined || b === undefined) return 0;
-  const ta = Date.parse(a);
-  const tb = Date.parse(b);
-  if (Number.isNaN(ta) || Number.isNaN(tb)) return 0;
+/** A creation time in epoch milliseconds; undefined when absent or not a valid RFC 3339 time. */
+function createdMs(created: unknown): number | undefined {
+  if (typeof created !== 'string') return undefined;
+  const t = Date.parse(created);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+/**
+ * Creation-time order: older first. An object without a (valid) creation time counts as the newest,
+ * as it would be if it were applied to the cluster now; two without one tie. Comparing only "when
+ * both have one" would not be a total order (A older than C, C before B by name, B before A by
+ * name), and sorting would then depend on the input order.
+ */
+export function compareCreated(a: string | undefined, b: string | undefined): number {
+  const ta = createdMs(a);
+  const tb = createdMs(b);
+  if (ta === undefined || tb === undefined) return (ta === undefined ? 1 : 0) - (tb === undefined ? 1 : 0);
   return ta - tb;
 }
 

@@ -67,7 +67,7 @@ export function placePolicies(
     const key = `${id.namespace}/${id.name}`;
     if (seen.has(key)) return;
     seen.add(key);
-    const a = admit(raw);
+    const a = admit(raw, 'RateLimitPolicy');
     if (!a.ok) {
       statuses.push(rejected(id, Reason.Invalid, describeErrors(a.errors)));
       return;

@@ -41,6 +41,18 @@ function checkRegex(pattern: string, path: string, errors: FieldError[]): void {
   }
 }
 
+/** The schema checks an origin's shape; this checks it parses as the proxy will (host, port 1–65535). */
+function checkUrl(text: string, path: string, errors: FieldError[]): void {
+  let port: string;
+  try {
+    port = new URL(text).port;
+  } catch {
+    errors.push({ path, message: 'not a valid URL' });
+    return;
+  }
+  if (port === '0') errors.push({ path, message: 'port must be between 1 and 65535' });
+}
+
 function tableMatch(m: Match, at: string, errors: FieldError[]): Omit<CompiledMatch, 'hostname'> {
   const path = { type: m.path?.type ?? 'PathPrefix', value: m.path?.value ?? '/' } as const;
   if (path.type === 'RegularExpression') checkRegex(path.value, `${at}.path.value`, errors);
@@ -65,6 +77,11 @@ function trimPrefix(value: string): string {
   return value.length > 1 && value.endsWith('/') ? value.replace(/\/+$/, '') || '/' : value;
 }
 
+/** metadata.generation is not schema-checked; statuses and the table need a non-negative integer. */
+function validGeneration(g: unknown): number {
+  return typeof g === 'number' && Number.isInteger(g) && g >= 0 ? g : 0;
+}
+
 export function buildRouteModel(
   route: ModelRoute,
 ): { ok: true; model: RouteModel } | { ok: false; errors: FieldError[] } {
@@ -82,6 +99,11 @@ export function buildRouteModel(
     }
     names.add(name);
     const id = `${key}/${name}`;
+    rule.backends.forEach((b, bi) => {
+      (b.urls ?? []).forEach((u, ui) => {
+        checkUrl(u, `spec.rules[${index}].backends[${bi}].urls[${ui}]`, errors);
+      });
+    });
     const specMatches = rule.matches && rule.matches.length > 0 ? rule.matches : [{}];
     const matches = specMatches.map((m, i) => ({
       ...tableMatch(m, `spec.rules[${index}].matches[${i}]`, errors),
@@ -103,7 +125,7 @@ export function buildRouteModel(
       key,
       namespace,
       name: route.metadata.name,
-      generation: route.metadata.generation ?? 0,
+      generation: validGeneration(route.metadata.generation),
       created: route.metadata.creationTimestamp,
       hostnames,
       maxRequestBodyBytes,

@@ -8,16 +8,17 @@ import { isIP } from 'node:net';
 import { type Static, Type } from '@sinclair/typebox';
 import { ajv } from '../api/ajv.ts';
 import type { FieldError } from '../api/cel.ts';
-import { describeAjvError } from '../api/validate.ts';
 import { List, ObjectName, Str, StringEnum } from '../api/schema-helpers.ts';
+import { describeAjvError } from '../api/validate.ts';
 
-const Port = (description: string, def: number) => Type.Integer({ minimum: 0, maximum: 65535, default: def, description });
+const Port = (description: string, def: number) =>
+  Type.Integer({ minimum: 0, maximum: 65535, default: def, description });
 const Address = (description: string, def: string) => Str(253, { minLength: 1, default: def, description });
 
 const SecretRef = Type.Object(
   {
     name: ObjectName('Secret name.'),
-    namespace: Type.Optional(ObjectName('Secret namespace; default: the gateway\'s namespace.')),
+    namespace: Type.Optional(ObjectName("Secret namespace; default: the gateway's namespace.")),
   },
   { additionalProperties: false },
 );
@@ -32,20 +33,33 @@ export const CertificateSchema = Type.Object(
     certFile: Type.Optional(Str(4096, { description: 'PEM certificate chain file (standalone).' })),
     keyFile: Type.Optional(Str(4096, { description: 'PEM private key file (standalone).' })),
   },
-  { additionalProperties: false, description: 'Either secretRef (a kubernetes.io/tls Secret) or certFile+keyFile.' },
+  {
+    additionalProperties: false,
+    description: 'Either secretRef (a kubernetes.io/tls Secret) or certFile+keyFile.',
+  },
 );
 
 export const ListenerSchema = Type.Object(
   {
-    name: Str(63, { minLength: 1, pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$', description: 'Listener name.' }),
+    name: Str(63, {
+      minLength: 1,
+      pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
+      description: 'Listener name.',
+    }),
     address: Address('Bind address; `0.0.0.0` or `::` for all. Default 0.0.0.0.', '0.0.0.0'),
     port: Port('TCP port; 0 picks a free one (tests). Default 8080.', 8080),
-    protocol: StringEnum(['HTTP', 'HTTPS'] as const, { default: 'HTTP', description: 'HTTP or HTTPS. Default HTTP.' }),
+    protocol: StringEnum(['HTTP', 'HTTPS'] as const, {
+      default: 'HTTP',
+      description: 'HTTP or HTTPS. Default HTTP.',
+    }),
     tls: Type.Optional(
       Type.Object(
         {
           certificates: List(CertificateSchema, 256, { minItems: 1, description: 'Chosen by SNI.' }),
-          minVersion: StringEnum(['TLSv1.2', 'TLSv1.3'] as const, { default: 'TLSv1.2', description: 'Default TLSv1.2.' }),
+          minVersion: StringEnum(['TLSv1.2', 'TLSv1.3'] as const, {
+            default: 'TLSv1.2',
+            description: 'Default TLSv1.2.',
+          }),
           clientCA: Type.Optional(
             Type.Object(
               { secretRef: Type.Optional(SecretRef), file: Type.Optional(Str(4096)) },
@@ -71,7 +85,10 @@ export const GatewayConfigSchema = Type.Object(
     }),
     admin: Type.Object(
       {
-        address: Address('Admin bind address (metrics, health, config dump). Default 127.0.0.1.', '127.0.0.1'),
+        address: Address(
+          'Admin bind address (metrics, health, config dump). Default 127.0.0.1.',
+          '127.0.0.1',
+        ),
         port: Port('Admin port. Default 9901.', 9901),
       },
       { additionalProperties: false, default: {} },
@@ -80,7 +97,8 @@ export const GatewayConfigSchema = Type.Object(
       {
         cidrs: List(Str(64), 64, {
           default: [],
-          description: 'Peers whose x-forwarded-for is believed (e.g. the cloud load balancer). Default none.',
+          description:
+            'Peers whose x-forwarded-for is believed (e.g. the cloud load balancer). Default none.',
         }),
       },
       { additionalProperties: false, default: {} },
@@ -110,25 +128,35 @@ export function isCidr(text: string): boolean {
 }
 
 /** Validates and defaults a parsed config document; `undefined` gives the all-defaults config. */
-export function parseGatewayConfig(raw: unknown): { ok: true; config: GatewayConfig } | { ok: false; errors: FieldError[] } {
+export function parseGatewayConfig(
+  raw: unknown,
+): { ok: true; config: GatewayConfig } | { ok: false; errors: FieldError[] } {
   const doc = structuredClone(raw ?? { apiVersion: 'modelgate.dev/v1alpha1', kind: 'GatewayConfig' });
-  if (!validateConfig(doc)) return { ok: false, errors: (validateConfig.errors ?? []).map((e) => describeAjvError('', e)) };
+  if (!validateConfig(doc))
+    return { ok: false, errors: (validateConfig.errors ?? []).map((e) => describeAjvError('', e)) };
   const config = doc as GatewayConfig;
   const errors: FieldError[] = [];
   config.trustedProxies.cidrs.forEach((c, i) => {
-    if (!isCidr(c)) errors.push({ path: `trustedProxies.cidrs[${i}]`, message: `${c} is not an IP address or CIDR` });
+    if (!isCidr(c))
+      errors.push({ path: `trustedProxies.cidrs[${i}]`, message: `${c} is not an IP address or CIDR` });
   });
   const names = new Set<string>();
   config.listeners.forEach((l, i) => {
-    if (names.has(l.name)) errors.push({ path: `listeners[${i}].name`, message: `listener name ${l.name} is used twice` });
+    if (names.has(l.name))
+      errors.push({ path: `listeners[${i}].name`, message: `listener name ${l.name} is used twice` });
     names.add(l.name);
-    if (l.protocol === 'HTTPS' && !l.tls) errors.push({ path: `listeners[${i}].tls`, message: 'required for HTTPS' });
-    if (l.protocol === 'HTTP' && l.tls) errors.push({ path: `listeners[${i}].tls`, message: 'only allowed for HTTPS' });
+    if (l.protocol === 'HTTPS' && !l.tls)
+      errors.push({ path: `listeners[${i}].tls`, message: 'required for HTTPS' });
+    if (l.protocol === 'HTTP' && l.tls)
+      errors.push({ path: `listeners[${i}].tls`, message: 'only allowed for HTTPS' });
     l.tls?.certificates.forEach((c, j) => {
       const fromSecret = c.secretRef !== undefined;
       const fromFiles = c.certFile !== undefined && c.keyFile !== undefined;
       if (fromSecret === fromFiles || (!fromFiles && (c.certFile !== undefined || c.keyFile !== undefined))) {
-        errors.push({ path: `listeners[${i}].tls.certificates[${j}]`, message: 'set either secretRef or certFile and keyFile' });
+        errors.push({
+          path: `listeners[${i}].tls.certificates[${j}]`,
+          message: 'set either secretRef or certFile and keyFile',
+        });
       }
     });
   });

@@ -1,4 +1,3 @@
-export * from './canonical-json.ts';
 export * from './hash.ts';
 export * from './redact.ts';
 export * from './types.ts';
