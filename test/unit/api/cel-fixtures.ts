@@ -1,0 +1,376 @@
+/**
+ * One entry per CEL rule in the spec schemas: resources that pass it and resources that break it
+ * (and nothing else), with the error admission must report. cel-rules.test.ts runs them through
+ * `admitCustomResource` and fails when a rule has no entry here, so a new rule needs fixtures.
+ *
+ * Resources are whole and minimal; the invalid ones differ from a valid one only where the rule
+ * looks, and several rely on defaulting (an unset path type is PathPrefix, an unset algorithm is
+ * TokenBucket), which runs before the rules as in the API server.
+ */
+import { API_VERSION, type CustomResource } from '../../../src/api/resources.ts';
+
+type Json = Record<string, unknown>;
+
+export interface InvalidCase {
+  /** Why this case breaks the rule, when it is not obvious. */
+  note?: string;
+  resource: Json;
+  /** The one error admission must report: path (with indexes) and the rule's message. */
+  path: string;
+  message: string;
+}
+
+export interface CelFixture {
+  kind: CustomResource['kind'];
+  /** The rule, named by its message (or its rule text when messages collide). */
+  rule: string;
+  /** Resources that reach the rule and pass it. */
+  valid: Json[];
+  invalid: InvalidCase[];
+}
+
+const meta = { name: 'chat', namespace: 'ai' };
+
+// ModelRoute
+
+const service = { name: 'vllm', port: 8000 };
+const backend = (name: string, extra: Json = {}): Json => ({ name, service, ...extra });
+const rule = (extra: Json = {}): Json => ({ backends: [backend('stable')], ...extra });
+const modelRoute = (...rules: Json[]): Json => ({
+  apiVersion: API_VERSION,
+  kind: 'ModelRoute',
+  metadata: meta,
+  spec: { hostnames: ['llm.example.com'], rules },
+});
+const pathMatch = (path: Json): Json => rule({ matches: [{ path }] });
+const backends = (...list: Json[]): Json => modelRoute(rule({ backends: list }));
+const loadBalancing = (lb: Json): Json => modelRoute(rule({ loadBalancing: lb }));
+
+// RateLimitPolicy
+
+const limit = (name: string, extra: Json = {}): Json => ({
+  name,
+  key: [{ type: 'Consumer' }],
+  amount: 100,
+  period: '1m',
+  ...extra,
+});
+const policy = (spec: Json = {}): Json => ({
+  apiVersion: API_VERSION,
+  kind: 'RateLimitPolicy',
+  metadata: { name: 'tiers', namespace: 'ai' },
+  spec: { targetRefs: [{ name: 'chat' }], limits: [limit('per-consumer')], ...spec },
+});
+const keys = (...key: Json[]): Json => policy({ limits: [limit('per-key', { key })] });
+
+// CanaryRollout
+
+const rollout = (spec: Json = {}): Json => ({
+  apiVersion: API_VERSION,
+  kind: 'CanaryRollout',
+  metadata: { name: 'chat-v2', namespace: 'ai' },
+  spec: { routeRef: { name: 'chat' }, stableBackend: 'v1', canaryBackend: 'v2', ...spec },
+});
+const overrideHeader = (header: Json): Json => rollout({ override: { header } });
+
+export const CEL_FIXTURES: CelFixture[] = [
+  {
+    kind: 'ModelRoute',
+    rule: 'rule names must be unique',
+    valid: [
+      modelRoute(rule({ name: 'chat' }), rule({ name: 'embeddings' }), rule(), rule()),
+      modelRoute(rule(), rule()),
+    ],
+    invalid: [
+      {
+        resource: modelRoute(rule({ name: 'chat' }), rule(), rule({ name: 'chat' })),
+        path: 'spec.rules',
+        message: 'rule names must be unique',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'an Exact or PathPrefix path must start with /',
+    valid: [
+      modelRoute(
+        pathMatch({ type: 'Exact', value: '/v1/chat/completions' }),
+        pathMatch({ type: 'PathPrefix', value: '/v1' }),
+        pathMatch({ type: 'RegularExpression', value: '^/v[0-9]+/.*' }),
+        pathMatch({}),
+      ),
+    ],
+    invalid: [
+      {
+        resource: modelRoute(pathMatch({ type: 'Exact', value: 'v1/chat/completions' })),
+        path: 'spec.rules[0].matches[0].path.value',
+        message: 'an Exact or PathPrefix path must start with /',
+      },
+      {
+        note: 'the type defaults to PathPrefix before the rule runs',
+        resource: modelRoute(rule(), pathMatch({ value: 'v1' })),
+        path: 'spec.rules[1].matches[0].path.value',
+        message: 'an Exact or PathPrefix path must start with /',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'backend names must be unique',
+    valid: [backends(backend('stable'), backend('canary'))],
+    invalid: [
+      {
+        resource: backends(backend('stable'), backend('canary'), backend('stable', { weight: 5 })),
+        path: 'spec.rules[0].backends',
+        message: 'backend names must be unique',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'at least one backend must have a non-zero weight',
+    valid: [
+      backends(backend('stable', { weight: 0 }), backend('canary')),
+      backends(backend('stable', { weight: 1000000 })),
+    ],
+    invalid: [
+      {
+        resource: backends(backend('stable', { weight: 0 }), backend('canary', { weight: 0 })),
+        path: 'spec.rules[0].backends',
+        message: 'at least one backend must have a non-zero weight',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'exactly one of service or urls must be set',
+    valid: [
+      backends(backend('in-cluster'), { name: 'external', urls: ['https://api.example.com'] }),
+      backends({ name: 'static', urls: ['http://10.0.0.1:8000', 'http://10.0.0.2:8000/'] }),
+    ],
+    invalid: [
+      {
+        resource: backends(backend('stable'), backend('both', { urls: ['http://10.0.0.1:8000'] })),
+        path: 'spec.rules[0].backends[1]',
+        message: 'exactly one of service or urls must be set',
+      },
+      {
+        resource: backends({ name: 'neither' }),
+        path: 'spec.rules[0].backends[0]',
+        message: 'exactly one of service or urls must be set',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'consistentHash is required with algorithm ConsistentHash and allowed only with it',
+    valid: [
+      loadBalancing({ algorithm: 'ConsistentHash', consistentHash: { header: 'x-session-id' } }),
+      loadBalancing({ algorithm: 'PeakEWMA' }),
+      loadBalancing({}),
+    ],
+    invalid: [
+      {
+        resource: loadBalancing({ algorithm: 'ConsistentHash' }),
+        path: 'spec.rules[0].loadBalancing',
+        message: 'consistentHash is required with algorithm ConsistentHash and allowed only with it',
+      },
+      {
+        note: 'the algorithm defaults to LeastRequest',
+        resource: loadBalancing({ consistentHash: { cookie: 'session' } }),
+        path: 'spec.rules[0].loadBalancing',
+        message: 'consistentHash is required with algorithm ConsistentHash and allowed only with it',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'exactly one of header or cookie must be set',
+    valid: [
+      loadBalancing({ algorithm: 'ConsistentHash', consistentHash: { header: 'x-session-id' } }),
+      loadBalancing({ algorithm: 'ConsistentHash', consistentHash: { cookie: 'session' } }),
+    ],
+    invalid: [
+      {
+        resource: loadBalancing({
+          algorithm: 'ConsistentHash',
+          consistentHash: { header: 'x-session-id', cookie: 'session' },
+        }),
+        path: 'spec.rules[0].loadBalancing.consistentHash',
+        message: 'exactly one of header or cookie must be set',
+      },
+      {
+        resource: loadBalancing({ algorithm: 'ConsistentHash', consistentHash: {} }),
+        path: 'spec.rules[0].loadBalancing.consistentHash',
+        message: 'exactly one of header or cookie must be set',
+      },
+    ],
+  },
+  {
+    kind: 'RateLimitPolicy',
+    rule: 'limit names must be unique',
+    valid: [policy({ limits: [limit('per-consumer'), limit('per-ip', { key: [{ type: 'ClientIP' }] })] })],
+    invalid: [
+      {
+        resource: policy({ limits: [limit('per-consumer'), limit('per-consumer', { amount: 5 })] }),
+        path: 'spec.limits',
+        message: 'limit names must be unique',
+      },
+    ],
+  },
+  {
+    kind: 'RateLimitPolicy',
+    rule: 'burst applies only to TokenBucket',
+    valid: [
+      policy({ limits: [limit('bucket', { burst: 50 })] }),
+      policy({ limits: [limit('window', { algorithm: 'SlidingWindow' })] }),
+    ],
+    invalid: [
+      {
+        resource: policy({ limits: [limit('ok'), limit('window', { algorithm: 'FixedWindow', burst: 50 })] }),
+        path: 'spec.limits[1]',
+        message: 'burst applies only to TokenBucket',
+      },
+    ],
+  },
+  {
+    kind: 'RateLimitPolicy',
+    rule: 'name is required for Claim and Header keys and not allowed for others',
+    valid: [
+      keys({ type: 'Claim', name: 'tenant' }, { type: 'Header', name: 'x-team' }, { type: 'Model' }),
+      keys({ type: 'Route' }),
+    ],
+    invalid: [
+      {
+        resource: keys({ type: 'Model' }, { type: 'Claim' }),
+        path: 'spec.limits[0].key[1]',
+        message: 'name is required for Claim and Header keys and not allowed for others',
+      },
+      {
+        resource: keys({ type: 'ClientIP', name: 'x-forwarded-for' }),
+        path: 'spec.limits[0].key[0]',
+        message: 'name is required for Claim and Header keys and not allowed for others',
+      },
+    ],
+  },
+  {
+    kind: 'RateLimitPolicy',
+    rule: 'maxQueue and maxWait are required with action Queue and allowed only with it',
+    valid: [
+      policy({ onExceeded: { action: 'Queue', maxQueue: 100, maxWait: '10s' } }),
+      policy({ onExceeded: { action: 'Reject' } }),
+      policy({ onExceeded: {} }),
+    ],
+    invalid: [
+      {
+        resource: policy({ onExceeded: { action: 'Queue', maxQueue: 100 } }),
+        path: 'spec.onExceeded',
+        message: 'maxQueue and maxWait are required with action Queue and allowed only with it',
+      },
+      {
+        resource: policy({ onExceeded: { action: 'Queue', maxWait: '10s' } }),
+        path: 'spec.onExceeded',
+        message: 'maxQueue and maxWait are required with action Queue and allowed only with it',
+      },
+      {
+        note: 'the action defaults to Reject',
+        resource: policy({ onExceeded: { maxWait: '10s' } }),
+        path: 'spec.onExceeded',
+        message: 'maxQueue and maxWait are required with action Queue and allowed only with it',
+      },
+      {
+        resource: policy({ onExceeded: { action: 'Reject', maxQueue: 100 } }),
+        path: 'spec.onExceeded',
+        message: 'maxQueue and maxWait are required with action Queue and allowed only with it',
+      },
+    ],
+  },
+  {
+    kind: 'CanaryRollout',
+    rule: 'stableBackend and canaryBackend must differ',
+    valid: [rollout()],
+    invalid: [
+      {
+        resource: rollout({ canaryBackend: 'v1' }),
+        path: 'spec',
+        message: 'stableBackend and canaryBackend must differ',
+      },
+    ],
+  },
+  {
+    kind: 'CanaryRollout',
+    rule: 'each step sets exactly one of setWeight, pause or analysis',
+    valid: [
+      rollout({
+        steps: [
+          { setWeight: 10 },
+          { pause: { duration: '10m' } },
+          { analysis: { maxErrorRate: 0.01, maxLatencyP99Ratio: 1.5 } },
+          { setWeight: 0 },
+          { pause: {} },
+        ],
+      }),
+    ],
+    invalid: [
+      {
+        resource: rollout({ steps: [{ setWeight: 10 }, { setWeight: 50, pause: {} }] }),
+        path: 'spec.steps[1]',
+        message: 'each step sets exactly one of setWeight, pause or analysis',
+      },
+      {
+        resource: rollout({ steps: [{}] }),
+        path: 'spec.steps[0]',
+        message: 'each step sets exactly one of setWeight, pause or analysis',
+      },
+    ],
+  },
+  {
+    kind: 'CanaryRollout',
+    rule: 'set exactly one of header, cookie or consumer',
+    valid: [
+      rollout({ stickiness: { header: 'x-user-id' } }),
+      rollout({ stickiness: { cookie: 'session' } }),
+      rollout({ stickiness: { consumer: true } }),
+      rollout({ stickiness: { cookie: 'session', consumer: false } }),
+    ],
+    invalid: [
+      {
+        resource: rollout({ stickiness: { header: 'x-user-id', cookie: 'session' } }),
+        path: 'spec.stickiness',
+        message: 'set exactly one of header, cookie or consumer',
+      },
+      {
+        note: 'consumer: false does not count as set',
+        resource: rollout({ stickiness: { consumer: false } }),
+        path: 'spec.stickiness',
+        message: 'set exactly one of header, cookie or consumer',
+      },
+      {
+        resource: rollout({ stickiness: {} }),
+        path: 'spec.stickiness',
+        message: 'set exactly one of header, cookie or consumer',
+      },
+    ],
+  },
+  {
+    kind: 'CanaryRollout',
+    rule: 'set always or never (or both, with different values)',
+    valid: [
+      overrideHeader({ name: 'x-canary', always: 'true' }),
+      overrideHeader({ name: 'x-canary', never: 'false' }),
+      overrideHeader({ name: 'x-canary', always: 'yes', never: 'no' }),
+    ],
+    invalid: [
+      {
+        resource: overrideHeader({ name: 'x-canary' }),
+        path: 'spec.override.header',
+        message: 'set always or never (or both, with different values)',
+      },
+      {
+        resource: overrideHeader({ name: 'x-canary', always: '1', never: '1' }),
+        path: 'spec.override.header',
+        message: 'set always or never (or both, with different values)',
+      },
+    ],
+  },
+];
