@@ -206,7 +206,7 @@ export const RetriesSchema = Type.Object(
       default: 1,
       description: 'Retries after the first try. Default 1.',
     }),
-    on: List(StringEnum(RetryOn), 8, {
+    retryOn: List(StringEnum(RetryOn), 8, {
       default: ['connect-failure', 'reset'],
       description: 'Conditions that allow a retry. Default connect-failure and reset.',
       'x-kubernetes-list-type': 'set',

@@ -94,7 +94,7 @@ export const RESOURCES: readonly ResourceDefinition[] = [
     kind: 'CanaryRollout',
     plural: 'canaryrollouts',
     singular: 'canaryrollout',
-    shortNames: ['cr', 'canary'],
+    shortNames: ['canary'],
     spec: CanaryRolloutSpecSchema,
     status: CanaryRolloutStatusSchema,
     printerColumns: [

@@ -49,6 +49,8 @@ export function describeAjvError(prefix: string, e: ErrorObject): FieldError {
       return { path: `${path}.${String(e.params.missingProperty)}`, message: 'required field is missing' };
     case 'enum':
       return { path, message: `must be one of: ${(e.params.allowedValues as string[]).join(', ')}` };
+    case 'x-kubernetes-list-type':
+      return { path: `${path}[${String(e.params.index)}]`, message: e.message ?? 'duplicate' };
     case 'pattern':
       return {
         path,

@@ -238,7 +238,7 @@ function compileRule(
     },
     retries: {
       attempts: r.attempts,
-      on: [...r.on].sort(compareText),
+      retryOn: [...r.retryOn].sort(compareText),
       budgetPercent: r.budgetPercent,
       maxReplayBodyBytes: parseByteSize(r.maxReplayBodySize),
     },

@@ -75,7 +75,7 @@ export interface CompiledRule {
   loadBalancing: { algorithm: LoadBalancingAlgorithm; hashOn?: { header?: string; cookie?: string } };
   /** Milliseconds. */
   timeouts: { connectMs: number; firstByteMs: number; idleMs: number };
-  retries: { attempts: number; on: string[]; budgetPercent: number; maxReplayBodyBytes: number };
+  retries: { attempts: number; retryOn: string[]; budgetPercent: number; maxReplayBodyBytes: number };
   healthCheck?: {
     path: string;
     intervalMs: number;

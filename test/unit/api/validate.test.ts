@@ -243,7 +243,7 @@ describe('defaults', () => {
     assert.deepEqual(rule.timeouts, { connect: '5s', firstByte: '300s', idle: '300s' });
     assert.deepEqual(rule.retries, {
       attempts: 1,
-      on: ['connect-failure', 'reset'],
+      retryOn: ['connect-failure', 'reset'],
       budgetPercent: 20,
       maxReplayBodySize: '1Mi',
     });
@@ -258,7 +258,7 @@ describe('defaults', () => {
       withRule({
         loadBalancing: { algorithm: 'RoundRobin' },
         timeouts: { firstByte: '30s' },
-        retries: { on: ['503'] },
+        retries: { retryOn: ['503'] },
         healthCheck: {},
         backends: [backend({ weight: 0 }), backend({ name: 'canary', weight: 5, protocol: 'H2C' })],
       }),
@@ -267,7 +267,12 @@ describe('defaults', () => {
     assert.ok(rule);
     assert.deepEqual(rule.loadBalancing, { algorithm: 'RoundRobin' });
     assert.deepEqual(rule.timeouts, { firstByte: '30s', connect: '5s', idle: '300s' });
-    assert.deepEqual(rule.retries, { on: ['503'], attempts: 1, budgetPercent: 20, maxReplayBodySize: '1Mi' });
+    assert.deepEqual(rule.retries, {
+      retryOn: ['503'],
+      attempts: 1,
+      budgetPercent: 20,
+      maxReplayBodySize: '1Mi',
+    });
     assert.deepEqual(rule.healthCheck, {
       path: '/health',
       interval: '5s',
@@ -352,5 +357,16 @@ describe('the input is not mutated', () => {
     const before = structuredClone(raw);
     assert.equal(admitCustomResource(raw).ok, false);
     assert.deepEqual(raw, before);
+  });
+});
+
+describe('list types', () => {
+  test('a set list refuses duplicates, as the API server does', () => {
+    assert.deepEqual(errorsOf(modelRoute({ hostnames: ['a.example.com', 'a.example.com'], rules: [{ backends: [backend()] }] })), [
+      { path: 'spec.hostnames[1]', message: 'duplicate value' },
+    ]);
+    assert.deepEqual(errorsOf(withRule({ retries: { retryOn: ['reset', 'reset'] } })), [
+      { path: 'spec.rules[0].retries.retryOn[1]', message: 'duplicate value' },
+    ]);
   });
 });

@@ -1,0 +1,18 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { REDACTED, redact } from '../../../src/routing-table/redact.ts';
+
+test('sensitive keys and URL credentials are replaced in a deep copy', () => {
+  const input = {
+    rules: [{ upstream: { clientSecret: 's3cr3t', url: 'https://user:pw@api.example.com/v1' } }],
+    apiKeyHashes: ['abc'],
+    name: 'chat',
+  };
+  const out = redact(input);
+  assert.deepEqual(out, {
+    rules: [{ upstream: { clientSecret: REDACTED, url: `https://${REDACTED}@api.example.com/v1` } }],
+    apiKeyHashes: REDACTED,
+    name: 'chat',
+  });
+  assert.equal(input.rules[0]?.upstream.clientSecret, 's3cr3t', 'the input is untouched');
+});
