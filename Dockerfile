@@ -1,0 +1,30 @@
+# syntax=docker/dockerfile:1
+# ModelGate: one image, three roles (`modelgate controller | proxy | standalone`).
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# The node@24 dev dependency is only for machines whose Node is older; the image has Node 24.
+RUN npm ci --no-audit --no-fund --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json
+
+FROM node:24-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --ignore-scripts
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY crds ./crds
+COPY examples ./examples
+# The image's unprivileged `node` user (uid 1000).
+USER 1000:1000
+EXPOSE 8080 9901
+ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+CMD ["--help"]
