@@ -146,7 +146,7 @@ export function placeRollouts(
     const message = accepted
       ? `governs ModelRoute ${c.route.key} rules [${ruleNames(won)}]: canary ${c.weight}%, the route's own weights for ${c.rollout.spec.stableBackend}/${c.rollout.spec.canaryBackend} are ignored` +
         (lost.length > 0 ? `; not governing ${lost.join(', ')}` : '')
-      : `every matching rule is governed by an older rollout: ${lost.join(', ')}`;
+      : `every matching rule is governed by another rollout (older, or first by namespace/name): ${lost.join(', ')}`;
     statuses.push({
       kind: 'CanaryRollout',
       namespace: c.rollout.metadata.namespace ?? 'default',

@@ -84,34 +84,13 @@ export function compile(state: ClusterState): CompileResult {
     routes.set(key, built.model);
   });
 
-  const canary = placeRollouts(list(state?.canaryRollouts), routes, rejectedRoutes);
-  const limits = placePolicies(list(state?.rateLimitPolicies), routes, rejectedRoutes);
   const index = indexEndpoints(list(state?.services), list(state?.endpointSlices));
-
-  const endpoints: Record<string, EndpointsPart> = {};
-  // Several routes may share a Service; it is resolved once.
-  const resolutions = new Map<string, Resolution>();
-  const rules: CompiledRule[] = [];
-  const ranked: RankedMatch[] = [];
   const reports = new Map<string, RouteReport>();
+  const ranked: RankedMatch[] = [];
   const sortedRoutes = [...routes.values()].sort((a, b) => compareText(a.key, b.key));
-
   for (const route of sortedRoutes) {
-    const report: RouteReport = { model: route, refProblems: [], notes: [], liveMatches: 0, shadowed: [] };
-    reports.set(route.key, report);
+    reports.set(route.key, { model: route, refProblems: [], notes: [], liveMatches: 0, shadowed: [] });
     for (const rule of route.rules) {
-      rules.push(
-        compileRule(
-          route,
-          rule,
-          index,
-          resolutions,
-          endpoints,
-          report,
-          canary.byRule,
-          limits.byRoute.get(route.key),
-        ),
-      );
       rule.matches.forEach((m, matchIndex) => {
         for (const hostname of route.hostnames) {
           ranked.push({
@@ -147,6 +126,40 @@ export function compile(state: ClusterState): CompileResult {
     report.liveMatches++;
     matches.push(r.match);
   }
+
+  // A route whose every match is shadowed is not accepted: like an invalid one it stays out of the
+  // table, and rollouts and policies do not attach to it.
+  const accepted = new Map<string, RouteModel>();
+  const notAccepted = new Set(rejectedRoutes);
+  for (const route of sortedRoutes) {
+    if (reports.get(route.key)!.liveMatches > 0) accepted.set(route.key, route);
+    else notAccepted.add(route.key);
+  }
+  const canary = placeRollouts(list(state?.canaryRollouts), accepted, notAccepted);
+  const limits = placePolicies(list(state?.rateLimitPolicies), accepted, notAccepted);
+
+  const endpoints: Record<string, EndpointsPart> = {};
+  // Several routes may share a Service; it is resolved once.
+  const resolutions = new Map<string, Resolution>();
+  const rules: CompiledRule[] = [];
+  for (const route of sortedRoutes) {
+    const inTable = accepted.has(route.key);
+    for (const rule of route.rules) {
+      // A route that is not accepted still gets its references checked, for its status.
+      const compiled = compileRule(
+        route,
+        rule,
+        index,
+        resolutions,
+        inTable ? endpoints : {},
+        reports.get(route.key)!,
+        canary.byRule,
+        limits.byRoute.get(route.key),
+      );
+      if (inTable) rules.push(compiled);
+    }
+  }
+  rules.sort((a, b) => compareText(a.id, b.id));
 
   for (const report of reports.values()) statuses.push(routeStatus(report));
   statuses.push(...canary.statuses, ...limits.statuses);
@@ -188,8 +201,8 @@ function compileRule(
       if (!res) {
         res = resolveService(index, route.namespace, b.service.name, b.service.port);
         resolutions.set(key, res);
-        endpoints[key] = res.part;
       }
+      endpoints[key] = res.part;
       if (!res.ok)
         report.refProblems.push([res.reason, `spec.rules[${rule.index}].backends[${bi}]: ${res.message}`]);
     } else {

@@ -33,7 +33,12 @@ export function compilePolicy(key: string, p: RateLimitPolicy): CompiledRateLimi
     failureMode: s.failureMode,
     limits: s.limits.map((l) => ({
       name: l.name,
-      key: l.key.map((k) => (k.name === undefined ? { type: k.type } : { type: k.type, name: k.name })),
+      // Header names are lower-case in the table, as in matches; claim names are case-sensitive.
+      key: l.key.map((k) =>
+        k.name === undefined
+          ? { type: k.type }
+          : { type: k.type, name: k.type === 'Header' ? k.name.toLowerCase() : k.name },
+      ),
       algorithm: l.algorithm,
       amount: l.amount,
       periodMs: parseDurationMs(l.period),
