@@ -9,6 +9,9 @@ import type { ModelRoute } from '../api/resources.ts';
 import type { CompiledMatch } from '../routing-table/types.ts';
 import { parseByteSize } from './units.ts';
 
+/** The largest request body limit a route may set. */
+const MAX_BODY_LIMIT = 16 * 1024 ** 3;
+
 export interface RuleModel {
   index: number;
   name: string;
@@ -37,7 +40,9 @@ function checkRegex(pattern: string, path: string, errors: FieldError[]): void {
   try {
     new RegExp(`^(?:${pattern})$`);
   } catch (e) {
-    errors.push({ path, message: `invalid regular expression: ${(e as Error).message}` });
+    // V8 says "Invalid regular expression: /^(?:…)$/: Unterminated group"; keep the reason only.
+    const reason = (e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
+    errors.push({ path, message: `invalid regular expression: ${reason}` });
   }
 }
 
@@ -88,16 +93,19 @@ export function buildRouteModel(
   const errors: FieldError[] = [];
   const namespace = route.metadata.namespace ?? 'default';
   const key = `${namespace}/${route.metadata.name}`;
-  const names = new Set<string>();
+  const names = new Map<string, number>();
   const rules: RuleModel[] = route.spec.rules.map((rule, index) => {
     const name = rule.name ?? `rule-${index}`;
-    if (names.has(name)) {
+    const first = names.get(name);
+    if (first !== undefined) {
+      // Only a defaulted name can collide here (CEL refuses two explicit equal names).
+      const [named, unnamed] = rule.name === undefined ? [first, index] : [index, first];
       errors.push({
-        path: `spec.rules[${index}].name`,
-        message: `rule name ${name} is used twice (unnamed rules are called rule-<index>)`,
+        path: `spec.rules[${named}].name`,
+        message: `${name} is also the default name of the unnamed rule spec.rules[${unnamed}]; name that rule or choose another name`,
       });
     }
-    names.add(name);
+    names.set(name, index);
     const id = `${key}/${name}`;
     rule.backends.forEach((b, bi) => {
       (b.urls ?? []).forEach((u, ui) => {
@@ -112,8 +120,9 @@ export function buildRouteModel(
     return { index, name, id, spec: rule, matches };
   });
   const maxRequestBodyBytes = parseByteSize(route.spec.maxRequestBodySize);
-  if (!(maxRequestBodyBytes > 0))
-    errors.push({ path: 'spec.maxRequestBodySize', message: 'must be greater than 0' });
+  if (!(maxRequestBodyBytes > 0) || maxRequestBodyBytes > MAX_BODY_LIMIT) {
+    errors.push({ path: 'spec.maxRequestBodySize', message: 'must be between 1 byte and 16Gi' });
+  }
   if (errors.length > 0) return { ok: false, errors };
   const hostnames =
     route.spec.hostnames && route.spec.hostnames.length > 0

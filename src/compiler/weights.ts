@@ -1,6 +1,7 @@
 /**
  * Weight normalisation: integer shares that sum to WEIGHT_TOTAL, by the largest-remainder method
- * (ties to the earlier backend), so the proxy's weighted choices are exact and deterministic.
+ * (ties to the earlier backend), so the proxy's weighted choices are exact and deterministic. A
+ * non-zero weight never rounds to zero.
  */
 import { WEIGHT_TOTAL } from '../routing-table/types.ts';
 
@@ -16,6 +17,16 @@ export function normaliseWeights(raw: readonly number[]): number[] {
     if (raw[i]! > 0) {
       out[i]! += 1;
       left--;
+    }
+  }
+  // A backend the user gave weight must not round to zero traffic: give it the smallest share,
+  // taken from the largest.
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i]! > 0 && out[i] === 0) {
+      let largest = 0;
+      for (let j = 1; j < out.length; j++) if (out[j]! > out[largest]!) largest = j;
+      out[largest]!--;
+      out[i] = 1;
     }
   }
   return out;

@@ -66,10 +66,6 @@ describe('normaliseWeights', () => {
       [1_000_000, 1_000_000, 1_000_000],
       [3334, 3333, 3333],
     ],
-    [
-      [100_000_000, 1],
-      [10000, 0],
-    ],
   ];
   for (const [raw, expected] of cases) {
     test(`${JSON.stringify(raw)} → ${JSON.stringify(expected)}`, () => {
@@ -103,4 +99,13 @@ describe('normaliseWeights', () => {
     normaliseWeights(raw);
     assert.deepEqual(raw, [3, 1]);
   });
+});
+
+test('a non-zero weight never rounds to zero traffic', () => {
+  const w = normaliseWeights([100_000_000, 1]);
+  assert.deepEqual(w, [9999, 1]);
+  assert.equal(
+    w.reduce((a, b) => a + b, 0),
+    10000,
+  );
 });
