@@ -321,6 +321,19 @@ export const ModelRouteSpecSchema = Type.Object(
         default: '64Mi',
       },
     ),
+    accessLog: Type.Object(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Write access-log lines for this route. Default true.' }),
+        sampleRate: Type.Number({
+          minimum: 0,
+          maximum: 1,
+          default: 1,
+          description:
+            'Share of successful requests logged (0..1). Errors (5xx and gateway errors) are always logged while enabled. Default 1.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Access logging for this route.' },
+    ),
     rules: List(RuleSchema, 64, {
       minItems: 1,
       description:

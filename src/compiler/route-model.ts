@@ -32,6 +32,7 @@ export interface RouteModel {
   /** Lower-case hosts; `['']` when the route serves any host. */
   hostnames: string[];
   maxRequestBodyBytes: number;
+  accessLog: { enabled: boolean; sampleRate: number };
   rules: RuleModel[];
 }
 
@@ -138,6 +139,7 @@ export function buildRouteModel(
       created: route.metadata.creationTimestamp,
       hostnames,
       maxRequestBodyBytes,
+      accessLog: { enabled: route.spec.accessLog.enabled, sampleRate: route.spec.accessLog.sampleRate },
       rules,
     },
   };
