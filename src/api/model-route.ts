@@ -323,7 +323,10 @@ export const ModelRouteSpecSchema = Type.Object(
     ),
     accessLog: Type.Object(
       {
-        enabled: Type.Boolean({ default: true, description: 'Write access-log lines for this route. Default true.' }),
+        enabled: Type.Boolean({
+          default: true,
+          description: 'Write access-log lines for this route. Default true.',
+        }),
         sampleRate: Type.Number({
           minimum: 0,
           maximum: 1,

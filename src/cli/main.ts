@@ -4,12 +4,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { compileCommand } from './commands/compile.ts';
+import { standaloneCommand } from './commands/standalone.ts';
 import { validateCommand } from './commands/validate.ts';
 import { UsageError } from './usage-error.ts';
 
 type Command = { summary: string; run: (argv: string[]) => Promise<number> };
 
 const COMMANDS: Record<string, Command> = {
+  standalone: { summary: 'run the gateway from YAML files, no cluster needed', run: standaloneCommand },
   validate: { summary: 'check manifests: schema, CEL rules, semantics, references', run: validateCommand },
   compile: { summary: 'print the routing table and statuses compiled from manifests', run: compileCommand },
 };

@@ -120,7 +120,12 @@ export const LATENCY_BUCKETS = [
 export class HistogramFamily extends Family<HistogramCell> {
   readonly type = 'histogram';
   readonly bounds: readonly number[];
-  constructor(name: string, help: string, labelNames: readonly string[], bounds: readonly number[] = LATENCY_BUCKETS) {
+  constructor(
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    bounds: readonly number[] = LATENCY_BUCKETS,
+  ) {
     super(name, help, labelNames);
     this.bounds = bounds;
   }

@@ -1,0 +1,90 @@
+/**
+ * The filter interface. Every per-route function of the gateway that acts on a request before it
+ * goes upstream (authentication, rate limiting, caching, transformation) is a Filter, built once
+ * per rule per table by its factory, which validates and precomputes everything it can; the
+ * per-request part then does no re-validation and avoids allocation.
+ *
+ * A filter answers synchronously unless it needs I/O: the composed chain stays synchronous until a
+ * filter returns a Promise, so a route with only CPU-bound filters pays no promise per request.
+ *
+ * CPU budget per request on the bench's bare path (documented in the README; checked in bench/):
+ *   header manipulation ≤ 1 µs · API-key lookup ≤ 15 µs · JWT with a cached key ≤ 15 µs ·
+ *   local rate limit ≤ 5 µs · global rate limit ≤ 30 µs (+1 Redis round trip) · cache hit ≤ 30 µs
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { CompiledRule, RoutingTable } from '../../routing-table/types.ts';
+import type { ErrorDefinition } from '../errors.ts';
+import type { OutgoingHeaders } from '../upstream/headers.ts';
+
+export interface FilterContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly requestId: string;
+  readonly rule: CompiledRule;
+  /** The model the request names, when the route read it. */
+  readonly model: string | undefined;
+  /** Headers that will be sent upstream; filters may add, change or delete entries. */
+  readonly upstreamHeaders: OutgoingHeaders;
+  /** Headers added to the client response (created on first use). */
+  responseHeaders: OutgoingHeaders | undefined;
+}
+
+/** A filter's refusal: the gateway answers with this error and the request goes no further. */
+export interface Rejection {
+  error: ErrorDefinition;
+  message?: string;
+  headers?: Record<string, string>;
+}
+
+export type FilterOutcome = Rejection | undefined;
+
+export interface Filter {
+  readonly name: string;
+  onRequest(ctx: FilterContext): FilterOutcome | Promise<FilterOutcome>;
+}
+
+export interface FilterFactory {
+  readonly name: string;
+  /** The filter for this rule, or undefined when the rule does not use it. Called at table build. */
+  build(rule: CompiledRule, table: RoutingTable): Filter | undefined;
+}
+
+export type FilterChain = (ctx: FilterContext) => FilterOutcome | Promise<FilterOutcome>;
+
+function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
+  return typeof (v as Promise<T> | undefined)?.then === 'function';
+}
+
+/** One function that runs `filters` in order; undefined when there are none. */
+export function composeFilters(filters: readonly Filter[]): FilterChain | undefined {
+  if (filters.length === 0) return undefined;
+  if (filters.length === 1) {
+    const only = filters[0]!;
+    return (ctx) => only.onRequest(ctx);
+  }
+  const runFrom = (ctx: FilterContext, start: number): FilterOutcome | Promise<FilterOutcome> => {
+    for (let i = start; i < filters.length; i++) {
+      const out = filters[i]!.onRequest(ctx);
+      if (isPromise(out)) {
+        return out.then((r) => (r !== undefined ? r : runFrom(ctx, i + 1)));
+      }
+      if (out !== undefined) return out;
+    }
+    return undefined;
+  };
+  return (ctx) => runFrom(ctx, 0);
+}
+
+/** Builds the chain of one rule from the factories, in factory order. */
+export function buildChain(
+  factories: readonly FilterFactory[],
+  rule: CompiledRule,
+  table: RoutingTable,
+): FilterChain | undefined {
+  const filters: Filter[] = [];
+  for (const f of factories) {
+    const filter = f.build(rule, table);
+    if (filter) filters.push(filter);
+  }
+  return composeFilters(filters);
+}

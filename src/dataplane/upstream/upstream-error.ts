@@ -1,0 +1,37 @@
+/** Maps undici and socket errors to the gateway's error catalogue. */
+import { type ErrorDefinition, Errors } from '../errors.ts';
+
+export type FailureKind = 'connect' | 'timeout' | 'reset' | 'protocol' | 'aborted';
+
+export interface UpstreamFailure {
+  kind: FailureKind;
+  error: ErrorDefinition;
+}
+
+export function classifyUpstreamError(err: Error & { code?: string }): UpstreamFailure {
+  switch (err.code) {
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return { kind: 'timeout', error: Errors.UpstreamTimeout };
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return { kind: 'timeout', error: Errors.UpstreamTimeout };
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'EADDRNOTAVAIL':
+      return { kind: 'connect', error: Errors.UpstreamConnectFailed };
+    case 'UND_ERR_ABORTED':
+    case 'ABORT_ERR':
+      return { kind: 'aborted', error: Errors.UpstreamReset };
+    case 'ECONNRESET':
+    case 'EPIPE':
+    case 'UND_ERR_SOCKET':
+    case 'UND_ERR_CLOSED':
+    case 'UND_ERR_DESTROYED':
+      return { kind: 'reset', error: Errors.UpstreamReset };
+    default:
+      return { kind: 'protocol', error: Errors.UpstreamProtocolError };
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * The proxy's Prometheus metrics. Label values are bounded by configuration: `route`, `rule` and
+ * `backend` come from the table, `model` only takes configured model names (or globs), `other`,
+ * or '' when the route does not look at the model; `code_class` is 1xx..5xx.
+ */
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { CounterFamily, GaugeFamily, HistogramFamily } from './metric-families.ts';
+
+export const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  readonly requests = new CounterFamily(
+    'modelgate_requests_total',
+    'Requests proxied to a backend, by route, rule, backend, model and status class.',
+    ['route', 'rule', 'backend', 'model', 'code_class'],
+  );
+  readonly duration = new HistogramFamily(
+    'modelgate_request_duration_seconds',
+    'Time from the request to the end of the response, by route and backend.',
+    ['route', 'backend'],
+  );
+  readonly ttfb = new HistogramFamily(
+    'modelgate_upstream_ttfb_seconds',
+    'Time from sending the request upstream to its first response byte (time to first token for streams).',
+    ['route', 'backend'],
+  );
+  readonly inFlight = new GaugeFamily('modelgate_requests_in_flight', 'Requests being handled, by route.', [
+    'route',
+  ]);
+  readonly gatewayErrors = new CounterFamily(
+    'modelgate_gateway_errors_total',
+    'Error responses produced by the gateway itself, by error code.',
+    ['code'],
+  );
+  readonly tableInfo = new GaugeFamily('modelgate_table_info', 'The routing table in use (value 1).', [
+    'hash',
+    'version',
+  ]);
+  readonly tableSwaps = new CounterFamily('modelgate_table_swaps_total', 'Routing tables applied.', []);
+  readonly tableRejected = new CounterFamily(
+    'modelgate_table_rejected_total',
+    'Routing tables refused (NACKed).',
+    [],
+  );
+  readonly lastSwap = new GaugeFamily(
+    'modelgate_table_last_swap_timestamp_seconds',
+    'Unix time of the last table swap.',
+    [],
+  );
+
+  constructor(opts: { processMetrics?: boolean } = {}) {
+    for (const f of [
+      this.requests,
+      this.duration,
+      this.ttfb,
+      this.inFlight,
+      this.gatewayErrors,
+      this.tableInfo,
+      this.tableSwaps,
+      this.tableRejected,
+      this.lastSwap,
+    ]) {
+      // The families implement the part of prom-client's metric interface the registry reads.
+      this.registry.registerMetric(f as unknown as Parameters<Registry['registerMetric']>[0]);
+    }
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  gatewayError(code: string): void {
+    this.gatewayErrors.child([code]).value++;
+  }
+
+  /** Called after each swap: the table gauge names only the current table. */
+  tableApplied(hash: string, version: string, nowSeconds: number): void {
+    this.tableInfo.prune(() => false);
+    this.tableInfo.child([hash, version]).value = 1;
+    this.tableSwaps.child([]).value++;
+    this.lastSwap.child([]).value = nowSeconds;
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * Standalone mode: the files source, the compiler and the proxy in one process. Edits to the
+ * manifests hot-reload; a bad edit keeps the last good version of what it broke (see last-good.ts)
+ * and is logged with the same one-line problems `modelgate validate` prints.
+ */
+import type { Logger } from 'pino';
+import type { Condition } from '../api/status.ts';
+import { compile, type ResourceStatus } from '../compiler/compile.ts';
+import { listenAdmin } from '../dataplane/admin.ts';
+import { Proxy } from '../dataplane/proxy.ts';
+import { type Listener, listen } from '../dataplane/server.ts';
+import { createLogger } from '../observability/logger.ts';
+import { type FilesWatch, type LoadResult, watchFiles } from '../sources/files/index.ts';
+import { LastGood } from './last-good.ts';
+
+export interface StandaloneOptions {
+  paths: string[];
+  listen: { address: string; port: number };
+  admin: { address: string; port: number };
+  logger?: Logger;
+  /** Debounce of file events, ms (tests shorten it). */
+  debounceMs?: number;
+}
+
+export interface Standalone {
+  readonly proxy: Proxy;
+  readonly listener: Listener;
+  readonly adminUrl: string;
+  /** Statuses from the last compile, Programmed set from this process's own apply. */
+  statuses(): ResourceStatus[];
+  /** Resolves after the next table is applied (or refused). */
+  nextApply(): Promise<void>;
+  close(): Promise<void>;
+}
+
+function programmed(statuses: ResourceStatus[], applied: boolean, version: string): ResourceStatus[] {
+  return statuses.map((s) => ({
+    ...s,
+    status: {
+      ...s.status,
+      conditions: s.status.conditions.map((c): Condition => {
+        if (c.type !== 'Programmed' || c.status !== 'Unknown') return c;
+        return applied
+          ? { ...c, status: 'True', reason: 'Programmed', message: `serving in table ${version}` }
+          : { ...c, status: 'False', reason: 'NotProgrammed', message: 'the proxy refused the table' };
+      }),
+    },
+  }));
+}
+
+export async function startStandalone(opts: StandaloneOptions): Promise<Standalone> {
+  const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
+  const proxy = new Proxy({ logger });
+  const lastGood = new LastGood();
+  let statuses: ResourceStatus[] = [];
+  let generation = 0;
+  let waiters: (() => void)[] = [];
+
+  const onLoad = (loaded: LoadResult) => {
+    for (const p of loaded.problems) {
+      logger.warn({ file: p.file, line: p.line, resource: p.key }, p.message);
+    }
+    const { state, kept } = lastGood.merge(loaded);
+    for (const k of kept) logger.warn({ resource: k.key }, k.reason);
+    const result = compile(state);
+    generation++;
+    const version = `files-${generation}`;
+    const applied = proxy.apply(result.table, version);
+    statuses = programmed(result.statuses, applied.ok, version);
+    for (const s of statuses) {
+      for (const c of s.status.conditions) {
+        if (c.status === 'False' && c.type !== 'Programmed') {
+          logger.warn(
+            { resource: `${s.kind}/${s.namespace}/${s.name}`, condition: c.type, reason: c.reason },
+            c.message,
+          );
+        }
+      }
+    }
+    const w = waiters;
+    waiters = [];
+    for (const resolve of w) resolve();
+  };
+
+  let watch: FilesWatch | undefined;
+  const firstLoad = new Promise<void>((resolve) => waiters.push(resolve));
+  watch = watchFiles(opts.paths, onLoad, { debounceMs: opts.debounceMs ?? 100 });
+  await firstLoad;
+
+  const listener = await listen(proxy, opts.listen);
+  const admin = await listenAdmin(proxy, { ...opts.admin, status: () => statuses });
+  logger.info(
+    { listen: listener.url, admin: admin.url, paths: opts.paths },
+    'modelgate standalone is serving',
+  );
+
+  return {
+    proxy,
+    listener,
+    adminUrl: admin.url,
+    statuses: () => statuses,
+    nextApply: () => new Promise<void>((resolve) => waiters.push(resolve)),
+    close: async () => {
+      await watch?.close();
+      watch = undefined;
+      await listener.close();
+      await admin.app.close();
+      await proxy.close();
+      flush();
+    },
+  };
+}
