@@ -4,7 +4,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import { redact } from '../routing-table/redact.ts';
-import type { Proxy } from './proxy.ts';
+import type { GatewayProxy } from './proxy.ts';
 
 export interface AdminOptions {
   address: string;
@@ -16,7 +16,7 @@ export interface AdminOptions {
 }
 
 export async function buildAdmin(
-  proxy: Proxy,
+  proxy: GatewayProxy,
   opts: Omit<AdminOptions, 'address' | 'port'>,
 ): Promise<FastifyInstance> {
   const app = Fastify({ logger: false });
@@ -62,7 +62,7 @@ export async function buildAdmin(
 }
 
 export async function listenAdmin(
-  proxy: Proxy,
+  proxy: GatewayProxy,
   opts: AdminOptions,
 ): Promise<{ app: FastifyInstance; url: string }> {
   const app = await buildAdmin(proxy, opts);

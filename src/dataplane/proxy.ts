@@ -54,7 +54,7 @@ export interface ProxyOptions {
 
 export type ApplyResult = { ok: true } | { ok: false; reason: string };
 
-export class Proxy {
+export class GatewayProxy {
   readonly metrics: ProxyMetrics;
   readonly logger: Logger;
   readonly endpoints = new EndpointRegistry();
@@ -181,7 +181,7 @@ function round(ms: number): number {
  * request keeps allocation and closures off the hot path.
  */
 class Exchange implements Dispatcher.DispatchHandler {
-  readonly proxy: Proxy;
+  readonly proxy: GatewayProxy;
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
   readonly startedAt: number;
@@ -207,7 +207,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | undefined;
   private resumeUpstream: (() => void) | undefined;
 
-  constructor(proxy: Proxy, req: IncomingMessage, res: ServerResponse) {
+  constructor(proxy: GatewayProxy, req: IncomingMessage, res: ServerResponse) {
     this.proxy = proxy;
     this.req = req;
     this.res = res;
@@ -218,11 +218,16 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { req, proxy } = this;
     this.requestId = requestIdFor(req.headers['x-request-id']);
     const table = proxy.table;
-    if (!table) return proxy.fail(this, Errors.NotReady);
+    if (!table) {
+      proxy.fail(this, Errors.NotReady);
+      return;
+    }
     this.table = table;
     const target = normalizePath(req.url ?? '');
-    if (!target.ok)
-      return proxy.fail(this, Errors.BadPath, `the request path is not valid: ${target.reason}`);
+    if (!target.ok) {
+      proxy.fail(this, Errors.BadPath, `the request path is not valid: ${target.reason}`);
+      return;
+    }
     this.path = target.path;
     this.query = target.query;
     this.host = hostOf(req.headers.host);
@@ -257,17 +262,24 @@ class Exchange implements Dispatcher.DispatchHandler {
   ): void {
     const { req, proxy } = this;
     const limit = match.rule.compiled.maxRequestBodyBytes;
-    if (declaredLength(req) > limit) return proxy.fail(this, Errors.BodyTooLarge);
+    if (declaredLength(req) > limit) {
+      proxy.fail(this, Errors.BodyTooLarge);
+      return;
+    }
     const body = hasBody(req)
       ? readBody(req, limit)
       : Promise.resolve({ ok: true as const, chunks: [], size: 0 });
     body.then(
       (read) => {
         if (!read.ok) {
-          if (read.reason === 'too-large') return proxy.fail(this, Errors.BodyTooLarge);
+          if (read.reason === 'too-large') {
+            proxy.fail(this, Errors.BodyTooLarge);
+            return;
+          }
           this.clientAborted = true;
           this.status = 499;
-          return this.complete();
+          this.complete();
+          return;
         }
         this.bytesIn = read.size;
         const scan =
@@ -276,17 +288,27 @@ class Exchange implements Dispatcher.DispatchHandler {
             : undefined;
         let bodyModel: string | undefined;
         if (scan) {
-          if (scan.kind === 'too-large') return proxy.fail(this, Errors.BodyTooLarge);
-          if (scan.kind === 'bad-encoding') return proxy.fail(this, Errors.BadContentEncoding);
-          if (scan.kind === 'ambiguous') return proxy.fail(this, Errors.ModelAmbiguous);
+          if (scan.kind === 'too-large') {
+            proxy.fail(this, Errors.BodyTooLarge);
+            return;
+          }
+          if (scan.kind === 'bad-encoding') {
+            proxy.fail(this, Errors.BadContentEncoding);
+            return;
+          }
+          if (scan.kind === 'ambiguous') {
+            proxy.fail(this, Errors.ModelAmbiguous);
+            return;
+          }
           if (scan.kind === 'found') bodyModel = scan.model;
         }
         if (headerModel !== undefined && bodyModel !== undefined && headerModel !== bodyModel) {
-          return proxy.fail(
+          proxy.fail(
             this,
             Errors.ModelMismatch,
             `the x-model header names ${headerModel} but the body names ${bodyModel}`,
           );
+          return;
         }
         const model = bodyModel ?? headerModel ?? null;
         routeReq.model = model;
@@ -309,12 +331,16 @@ class Exchange implements Dispatcher.DispatchHandler {
   ): void {
     const { proxy, req } = this;
     this.model = model ?? undefined;
-    if (r.kind !== 'matched') return proxy.fail(this, Errors.NoRoute);
+    if (r.kind !== 'matched') {
+      proxy.fail(this, Errors.NoRoute);
+      return;
+    }
     const rule = r.match.rule;
     this.rule = rule;
     this.modelLabel = table.modelLabelIndex(r.match.model?.label, body !== undefined ? model : undefined);
     if (body === undefined && declaredLength(req) > rule.compiled.maxRequestBodyBytes) {
-      return proxy.fail(this, Errors.BodyTooLarge);
+      proxy.fail(this, Errors.BodyTooLarge);
+      return;
     }
     const trace = traceparentFor(req.headers.traceparent);
     this.traceId = trace.traceId;
@@ -346,7 +372,8 @@ class Exchange implements Dispatcher.DispatchHandler {
         );
         return;
       }
-      return this.afterFilters(table, rule, outcome, ctx, headers, body);
+      this.afterFilters(table, rule, outcome, ctx, headers, body);
+      return;
     }
     this.forward(table, rule, headers, body, undefined);
   }
@@ -359,7 +386,10 @@ class Exchange implements Dispatcher.DispatchHandler {
     headers: OutgoingHeaders,
     body: Buffer | undefined,
   ): void {
-    if (outcome) return this.proxy.fail(this, outcome.error, outcome.message, outcome.headers);
+    if (outcome) {
+      this.proxy.fail(this, outcome.error, outcome.message, outcome.headers);
+      return;
+    }
     this.forward(table, rule, headers, body, ctx.responseHeaders);
   }
 
@@ -375,13 +405,18 @@ class Exchange implements Dispatcher.DispatchHandler {
     const { proxy, req, res } = this;
     this.extraResponseHeaders = responseHeaders;
     const backend = table.pickBackend(rule, proxy.random);
-    if (!backend)
-      return proxy.fail(this, Errors.NoHealthyUpstream, 'every backend of this route has weight 0');
+    if (!backend) {
+      proxy.fail(this, Errors.NoHealthyUpstream, 'every backend of this route has weight 0');
+      return;
+    }
     this.backend = backend;
     const hashOn = rule.compiled.loadBalancing.hashOn;
     const pickCtx = hashOn ? { hashKey: hashKeyOf(req, hashOn) } : NO_HASH;
     const endpoint = backend.readyBalancer.pick(pickCtx) ?? backend.drainingBalancer.pick(pickCtx);
-    if (!endpoint) return proxy.fail(this, Errors.NoHealthyUpstream);
+    if (!endpoint) {
+      proxy.fail(this, Errors.NoHealthyUpstream);
+      return;
+    }
     this.endpoint = endpoint;
     const info = proxy.endpoints.lookup(endpoint.id);
     if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
@@ -467,7 +502,10 @@ class Exchange implements Dispatcher.DispatchHandler {
       this.complete();
       return;
     }
-    if (this.bodyTooLarge) return this.proxy.fail(this, Errors.BodyTooLarge);
+    if (this.bodyTooLarge) {
+      this.proxy.fail(this, Errors.BodyTooLarge);
+      return;
+    }
     const failure = classifyUpstreamError(err as Error & { code?: string });
     if (this.res.headersSent) {
       // Mid-response: the only honest signal left is to cut the connection.

@@ -7,7 +7,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Errors, errorBody } from './errors.ts';
-import type { Proxy } from './proxy.ts';
+import type { GatewayProxy } from './proxy.ts';
 import { requestIdFor } from './upstream/headers.ts';
 
 export interface ListenOptions {
@@ -33,7 +33,7 @@ function rawError(status: number, reason: string, body: string): string {
   return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }
 
-export async function listen(proxy: Proxy, opts: ListenOptions): Promise<Listener> {
+export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<Listener> {
   const server = createServer(
     {
       maxHeaderSize: opts.maxHeaderBytes ?? 32 * 1024,

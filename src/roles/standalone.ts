@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { Condition } from '../api/status.ts';
 import { compile, type ResourceStatus } from '../compiler/compile.ts';
 import { listenAdmin } from '../dataplane/admin.ts';
-import { Proxy } from '../dataplane/proxy.ts';
+import { GatewayProxy } from '../dataplane/proxy.ts';
 import { type Listener, listen } from '../dataplane/server.ts';
 import { createLogger } from '../observability/logger.ts';
 import { type FilesWatch, type LoadResult, watchFiles } from '../sources/files/index.ts';
@@ -23,7 +23,7 @@ export interface StandaloneOptions {
 }
 
 export interface Standalone {
-  readonly proxy: Proxy;
+  readonly proxy: GatewayProxy;
   readonly listener: Listener;
   readonly adminUrl: string;
   /** Statuses from the last compile, Programmed set from this process's own apply. */
@@ -50,7 +50,7 @@ function programmed(statuses: ResourceStatus[], applied: boolean, version: strin
 
 export async function startStandalone(opts: StandaloneOptions): Promise<Standalone> {
   const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
-  const proxy = new Proxy({ logger });
+  const proxy = new GatewayProxy({ logger });
   const lastGood = new LastGood();
   let statuses: ResourceStatus[] = [];
   let generation = 0;

@@ -90,6 +90,17 @@ STRING_STOP[0x22] = 1;
 STRING_STOP[0x5c] = 1;
 for (let c = 0; c < 0x20; c++) STRING_STOP[c] = 1;
 
+/**
+ * Whether any byte of a 32-bit word is `"`, `\` or below 0x20 (SWAR: a byte b < n sets its high
+ * bit in (w - n*0x01010101) & ~w, exactly when some byte is below n <= 0x80; == is < 1 after XOR).
+ * Which byte it is does not matter: the caller rescans that word bytewise.
+ */
+function hasStringStop(w: number): boolean {
+  const q = w ^ 0x22222222;
+  const b = w ^ 0x5c5c5c5c;
+  return (((w - 0x20202020) & ~w) | ((q - 0x01010101) & ~q) | ((b - 0x01010101) & ~b & 0x80808080)) !== 0;
+}
+
 const HEX = new Uint8Array(256);
 for (const ch of '0123456789abcdefABCDEF') HEX[ch.charCodeAt(0)] = 1;
 
@@ -155,14 +166,42 @@ export class ModelFieldScanner {
     const n = chunk.length;
     let i = 0;
     let captureFrom = 0; // where kept bytes of the current string start in this chunk
+    // The chunk's 4-byte-aligned middle as 32-bit words, for the string loop. Socket chunks
+    // start anywhere in a pooled ArrayBuffer, so the view starts at the first aligned byte.
+    const wordBase = (4 - (chunk.byteOffset & 3)) & 3;
+    const wordCount = n > wordBase ? (n - wordBase) >> 2 : 0;
+    const words = new Int32Array(chunk.buffer, chunk.byteOffset + wordBase, wordCount);
 
     loop: while (i < n) {
       switch (state) {
         case ST_STRING: {
-          // The hot loop: most of a large body is string content.
-          while (i < n && STRING_STOP[chunk[i]!] === 0) i++;
-          if (i === n) break loop;
-          const c = chunk[i]!;
+          // The hot loop: most of a large body is string content. Bytes up to a 4-byte
+          // boundary one at a time, then whole words while none holds a stop byte, then bytes
+          // again to find the exact stop in the word that has one (or the tail).
+          // Escapes that lie wholly inside the chunk are checked and skipped here, without a
+          // trip through the switch: chat text has one every few dozen bytes (\n, \").
+          let c = 0;
+          for (;;) {
+            while (i < n && STRING_STOP[chunk[i]!] === 0 && ((i - wordBase) & 3) !== 0) i++;
+            if (i < n && STRING_STOP[chunk[i]!] === 0) {
+              let k = (i - wordBase) >> 2;
+              while (k < wordCount && !hasStringStop(words[k]!)) k++;
+              i = wordBase + (k << 2);
+              while (i < n && STRING_STOP[chunk[i]!] === 0) i++;
+            }
+            if (i === n) break loop;
+            c = chunk[i]!;
+            if (c !== 0x5c || i + 1 === n) break;
+            const e = chunk[i + 1]!;
+            if (SIMPLE_ESCAPE[e] === 1) i += 2;
+            else if (
+              e === 0x75 &&
+              i + 5 < n &&
+              (HEX[chunk[i + 2]!]! & HEX[chunk[i + 3]!]! & HEX[chunk[i + 4]!]! & HEX[chunk[i + 5]!]!) === 1
+            )
+              i += 6;
+            else break; // split across chunks, or invalid: the escape states decide
+          }
           if (c === 0x5c) {
             state = ST_ESCAPE;
             i++;
