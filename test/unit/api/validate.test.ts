@@ -362,9 +362,12 @@ describe('the input is not mutated', () => {
 
 describe('list types', () => {
   test('a set list refuses duplicates, as the API server does', () => {
-    assert.deepEqual(errorsOf(modelRoute({ hostnames: ['a.example.com', 'a.example.com'], rules: [{ backends: [backend()] }] })), [
-      { path: 'spec.hostnames[1]', message: 'duplicate value' },
-    ]);
+    assert.deepEqual(
+      errorsOf(
+        modelRoute({ hostnames: ['a.example.com', 'a.example.com'], rules: [{ backends: [backend()] }] }),
+      ),
+      [{ path: 'spec.hostnames[1]', message: 'duplicate value' }],
+    );
     assert.deepEqual(errorsOf(withRule({ retries: { retryOn: ['reset', 'reset'] } })), [
       { path: 'spec.rules[0].retries.retryOn[1]', message: 'duplicate value' },
     ]);
