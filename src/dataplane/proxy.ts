@@ -115,6 +115,7 @@ export class GatewayProxy {
     this.metrics.requests.prune(keep);
     this.metrics.duration.prune(keep);
     this.metrics.ttfb.prune(keep);
+    this.metrics.inFlight.prune(keep);
     this.metrics.tableApplied(table.hash, version, Date.now() / 1000);
     this.logger.info(
       { version, hash: table.hash, rules: table.routes.rules.length },

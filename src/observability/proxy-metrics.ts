@@ -64,7 +64,17 @@ export class ProxyMetrics {
       // The families implement the part of prom-client's metric interface the registry reads.
       this.registry.registerMetric(f as unknown as Parameters<Registry['registerMetric']>[0]);
     }
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    if (opts.processMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      // These three are gauges named like counters; `promtool check metrics` rightly rejects them.
+      for (const name of [
+        'nodejs_active_handles_total',
+        'nodejs_active_requests_total',
+        'nodejs_active_resources_total',
+      ]) {
+        this.registry.removeSingleMetric(name);
+      }
+    }
   }
 
   gatewayError(code: string): void {

@@ -213,6 +213,25 @@ test('every split into three chunks, and one byte at a time, give the same answe
   assert.deepEqual(scanner.finish(), expected);
 });
 
+test('chunks of any size at any offset of their ArrayBuffer, empty ones included', () => {
+  // A chunk too short for a whole aligned word, near the end of its buffer, must not make the
+  // scanner build a word view that starts past the end.
+  const body = Buffer.from('{"model":"ab"}');
+  for (let shift = 0; shift < 4; shift++) {
+    const back = Buffer.alloc(body.length + shift);
+    body.copy(back, shift);
+    const b = back.subarray(shift);
+    for (let cut = 0; cut <= b.length; cut++) {
+      const scanner = new ModelFieldScanner();
+      scanner.push(b.subarray(0, cut));
+      scanner.push(b.subarray(cut, cut));
+      scanner.push(b.subarray(cut));
+      scanner.push(b.subarray(b.length));
+      assert.deepEqual(scanner.finish(), found('ab'), `shift ${shift} cut ${cut}`);
+    }
+  }
+});
+
 test('the model value survives the caller reusing chunk memory', () => {
   const chunk = Buffer.from('{"model":"abc');
   const scanner = new ModelFieldScanner();
@@ -220,6 +239,64 @@ test('the model value survives the caller reusing chunk memory', () => {
   chunk.fill(0x7a);
   scanner.push(Buffer.from('def"}'));
   assert.deepEqual(scanner.finish(), found('abcdef'));
+});
+
+/** `bytes` copied to offset `shift` of a fresh buffer, so the chunk starts at any alignment. */
+function shifted(bytes: Buffer, shift: number): Buffer {
+  const backing = Buffer.alloc(bytes.length + 8);
+  bytes.copy(backing, shift);
+  return backing.subarray(shift, shift + bytes.length);
+}
+
+test('string content is scanned word-at-a-time without missing any stop byte', () => {
+  // Every byte value, at every position within a 4-byte word, at every chunk alignment: the
+  // word test must flag exactly `"`, `\` and control characters (a miss would misplace the end
+  // of a string).
+  for (let byte = 0; byte < 256; byte++) {
+    const stop = byte === 0x22 || byte === 0x5c || byte < 0x20;
+    for (let pos = 0; pos < 8; pos++) {
+      const content = Buffer.alloc(24, 'x');
+      content[pos + 8] = byte;
+      const body = Buffer.concat([Buffer.from('{"a":"'), content, Buffer.from('","model":"m"}')]);
+      for (let shift = 0; shift < 4; shift++) {
+        const expected = stop ? { kind: 'not-json' } : found('m');
+        assert.deepEqual(scan(shifted(body, shift)), expected, `byte ${byte} at ${pos}, shift ${shift}`);
+      }
+    }
+  }
+});
+
+test('agrees with JSON.parse on string content made of awkward bytes', () => {
+  // Bytes next to the stop values and high bytes, where SWAR borrows could hide a match.
+  const awkward = fc.constantFrom(
+    0x00,
+    0x01,
+    0x1f,
+    0x20,
+    0x21,
+    0x22,
+    0x23,
+    0x5b,
+    0x5c,
+    0x5d,
+    0x6e,
+    0x75,
+    0x7f,
+    0x80,
+    0xa2,
+    0xdc,
+    0xdd,
+    0xfe,
+    0xff,
+    0x78,
+  );
+  fc.assert(
+    fc.property(fc.array(fc.oneof(awkward, fc.nat(255)), { maxLength: 60 }), fc.nat(3), (bytes, shift) => {
+      const body = Buffer.concat([Buffer.from('{"a":"'), Buffer.from(bytes), Buffer.from('","model":"m"}')]);
+      assert.deepEqual(scan(shifted(body, shift)), oracle(body.toString()), body.toString('hex'));
+    }),
+    { numRuns: 5000 },
+  );
 });
 
 // Differential checks against JSON.parse on generated documents.
