@@ -105,7 +105,7 @@ function hasStringStop(w: number): boolean {
 }
 
 /**
- * The index of the first stop byte (`"`, `\\`, control) at or after `i`, or the chunk's length.
+ * The index of the first stop byte (`"`, `\`, control) at or after `i`, or the chunk's length.
  * Bytes up to a 4-byte boundary go one at a time, then whole words while none holds a stop
  * byte, then bytes again to find the exact stop in the word that has one (or in the tail).
  * `words` views the chunk's aligned middle from byte `wordBase`. A small function of its own:

@@ -42,8 +42,10 @@ test('model after a deeply nested array', () => {
   const depth = 100_000;
   const text = '{"a":' + '['.repeat(depth) + '1' + ']'.repeat(depth) + ',"model":"deep"}';
   assert.deepEqual(scan(text), found('deep'));
-  const nested = '{"a":' + '[{"model":"no",'.repeat(1000).replaceAll(',', ',"k":') + '0';
-  assert.equal(scan(nested).kind, 'not-json'); // unclosed
+  // Nested "model" keys at every level below the top, then the same left unclosed.
+  const nested = '{"a":' + '[{"model":"no","k":'.repeat(1000) + '0';
+  assert.deepEqual(scan(nested + '}]'.repeat(1000) + '}'), { kind: 'absent' });
+  assert.deepEqual(scan(nested + '}]'.repeat(1000)), { kind: 'not-json' });
   const objects =
     '{"a":' + '{"b":'.repeat(5000) + '{"model":"inner"}' + '}'.repeat(5000) + ',"model":"outer"}';
   assert.deepEqual(scan(objects), found('outer'));
