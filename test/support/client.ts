@@ -21,7 +21,7 @@ export function send(baseUrl: string, opts: SendOptions = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
-        host: url.hostname,
+        host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
         port: url.port,
         method: opts.method ?? (opts.body !== undefined ? 'POST' : 'GET'),
         path: opts.path ?? '/',
