@@ -1,0 +1,97 @@
+/**
+ * In-process micro-benchmark of Router.route(): ns per lookup over a table of N routes
+ * (manyRoutes), for 10,000 prebuilt requests that each hit a route, in a shuffled order. Routes
+ * are chosen uniformly (every host and path of the table equally often) or with Zipf (s = 1)
+ * popularity. The request array has the same length whatever N is, so only the router's own work
+ * and data differ between table sizes.
+ */
+import { type RouteRequest, Router } from '../../src/dataplane/router/router.ts';
+import { manyRoutesTable } from './routes.ts';
+
+const LOOKUPS = 10_000;
+
+export interface LookupResult {
+  routes: number;
+  nsPerLookup: number;
+  runs: number[];
+}
+
+/** Deterministic shuffle (xorshift), so every invocation measures the same order. */
+function shuffle<T>(xs: T[], seed: number): T[] {
+  let s = seed >>> 0 || 1;
+  for (let i = xs.length - 1; i > 0; i--) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    const j = (s >>> 0) % (i + 1);
+    [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+  }
+  return xs;
+}
+
+let sink = 0;
+
+/** LOOKUPS route indexes in [0, routes): each route equally often, or Zipf(1) by rank. */
+function draws(routes: number, distribution: 'uniform' | 'zipf'): number[] {
+  if (distribution === 'uniform') return Array.from({ length: LOOKUPS }, (_, i) => i % routes);
+  let h = 0;
+  for (let k = 1; k <= routes; k++) h += 1 / k;
+  const out: number[] = [];
+  for (let r = 0; r < routes && out.length < LOOKUPS; r++) {
+    // Rank r+1 gets LOOKUPS / ((r + 1) h) lookups (at least one until the array is full). The
+    // ranks are spread over the table (stride 7919) so that popular routes are not neighbours.
+    const n = Math.max(1, Math.round(LOOKUPS / ((r + 1) * h)));
+    for (let i = 0; i < n && out.length < LOOKUPS; i++) out.push((r * 7919) % routes);
+  }
+  while (out.length < LOOKUPS) out.push(out[out.length % routes]!);
+  return out;
+}
+
+export function routerLookup(
+  routes: number,
+  runs: number,
+  msPerRun: number,
+  distribution: 'uniform' | 'zipf',
+): LookupResult {
+  const { table, targets } = manyRoutesTable(routes, 'http://127.0.0.1:9');
+  const router = new Router<string>(table.routes.matches, (id) => id);
+  const expected: string[] = [];
+  const requests: RouteRequest[] = [];
+  const order = shuffle(draws(routes, distribution), 7);
+  for (const r of order) {
+    const t = targets[r]!;
+    requests.push({ host: t.host, path: t.path, query: '', method: 'GET', headers: {}, model: undefined });
+    expected.push(`bench/route-${r}/main`);
+  }
+  // Correctness first (and warm-up): every request must reach its own route.
+  for (let i = 0; i < requests.length; i++) {
+    const res = router.route(requests[i]!);
+    if (res.kind !== 'matched' || res.match.rule !== expected[i]) {
+      throw new Error(`router bench: ${requests[i]!.host}${requests[i]!.path} → ${JSON.stringify(res)}`);
+    }
+  }
+  const results: number[] = [];
+  // Run 0 is a warm-up (JIT, and the GC of the table build's garbage); not reported.
+  for (let run = 0; run <= runs; run++) {
+    let n = 0;
+    const start = process.hrtime.bigint();
+    const limit = BigInt(msPerRun) * 1_000_000n;
+    let elapsed = 0n;
+    do {
+      for (let i = 0; i < requests.length; i++) {
+        const res = router.route(requests[i]!);
+        if (res.kind === 'matched') sink += res.match.order;
+      }
+      n += requests.length;
+      elapsed = process.hrtime.bigint() - start;
+    } while (elapsed < limit);
+    if (run > 0) results.push(Number(elapsed) / n);
+  }
+  if (sink === -1) process.stdout.write('');
+  const sorted = [...results].sort((a, b) => a - b);
+  return {
+    routes,
+    nsPerLookup: Math.round(sorted[Math.floor(sorted.length / 2)]! * 10) / 10,
+    runs: results.map((x) => Math.round(x * 10) / 10),
+  };
+}

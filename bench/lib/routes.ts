@@ -1,0 +1,95 @@
+/**
+ * Synthetic routing tables for the proxy benchmarks: one catch-all route (the CPU and latency
+ * cases), and N routes over distinct hostnames and paths (memory and router lookup).
+ */
+import { type ClusterState, emptyClusterState } from '../../src/api/cluster-state.ts';
+import type { ModelRoute } from '../../src/api/resources.ts';
+import { compile } from '../../src/compiler/compile.ts';
+import type { RoutingTable } from '../../src/routing-table/types.ts';
+import { loadManifests } from '../../src/sources/files/load.ts';
+
+function accepted(result: ReturnType<typeof compile>): RoutingTable {
+  const refused = result.statuses.filter((s) =>
+    s.status.conditions.some((c) => c.type === 'Accepted' && c.status !== 'True'),
+  );
+  if (refused.length > 0) {
+    throw new Error(`bench routes not accepted: ${JSON.stringify(refused[0]?.status.conditions)}`);
+  }
+  return result.table;
+}
+
+/**
+ * One route, any host, PathPrefix `/`, one static-URL backend. `accessLog` is written into the
+ * manifest as is (e.g. `{enabled: false}` or `{sampleRate: 0.01}`).
+ */
+export function oneRouteTable(upstreamUrl: string, accessLog: string): RoutingTable {
+  const text = `apiVersion: modelgate.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: bench, namespace: bench}
+spec:
+  accessLog: ${accessLog}
+  rules:
+    - name: all
+      matches:
+        - path: {type: PathPrefix, value: /}
+      backends:
+        - name: upstream
+          urls: [${JSON.stringify(upstreamUrl)}]
+`;
+  const { state, problems } = loadManifests([{ file: 'bench.yaml', text }]);
+  if (problems.length > 0) throw new Error(`bench manifest: ${problems[0]?.message}`);
+  return accepted(compile(state));
+}
+
+/** A request that route `r` of manyRoutes() answers. */
+export interface RouteTarget {
+  host: string;
+  path: string;
+}
+
+/**
+ * `n` routes, one rule each, over min(n, 100) hostnames (`tenant-K.example.com`, K = r mod 100):
+ * route r matches `/v1/tenants/r` as a PathPrefix (r mod 4 = 0), `/v1/tenants/r/chat/completions`
+ * as Exact (1) or as PathPrefix (2), or `/v1/tenants/r` as a PathPrefix with `method: GET` (3).
+ * Every route's backend is a static URL, `upstreamUrl`. Hand-built objects rather than YAML
+ * (parsing 10,000 YAML documents would dominate the bench's start-up).
+ */
+export function manyRoutes(n: number, upstreamUrl: string): { state: ClusterState; targets: RouteTarget[] } {
+  const hosts = Math.min(n, 100);
+  const state = emptyClusterState();
+  const targets: RouteTarget[] = [];
+  for (let r = 0; r < n; r++) {
+    const host = `tenant-${r % hosts}.example.com`;
+    const kind = r % 4;
+    const base = `/v1/tenants/${r}`;
+    const full = `${base}/chat/completions`;
+    const match =
+      kind === 1
+        ? { path: { type: 'Exact', value: full } }
+        : kind === 2
+          ? { path: { type: 'PathPrefix', value: full } }
+          : kind === 3
+            ? { path: { type: 'PathPrefix', value: base }, method: 'GET' }
+            : { path: { type: 'PathPrefix', value: base } };
+    state.modelRoutes.push({
+      apiVersion: 'modelgate.dev/v1alpha1',
+      kind: 'ModelRoute',
+      metadata: { name: `route-${r}`, namespace: 'bench', generation: 1 },
+      spec: {
+        hostnames: [host],
+        accessLog: { enabled: true, sampleRate: 0.01 },
+        rules: [{ name: 'main', matches: [match], backends: [{ name: 'upstream', urls: [upstreamUrl] }] }],
+      },
+    } as unknown as ModelRoute);
+    targets.push({ host, path: full });
+  }
+  return { state, targets };
+}
+
+export function manyRoutesTable(
+  n: number,
+  upstreamUrl: string,
+): { table: RoutingTable; targets: RouteTarget[] } {
+  const { state, targets } = manyRoutes(n, upstreamUrl);
+  return { table: accepted(compile(state)), targets };
+}
