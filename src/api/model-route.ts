@@ -298,13 +298,25 @@ export const RuleSchema = Type.Object(
         { rule: 'self.exists(b, b.weight > 0)', message: 'at least one backend must have a non-zero weight' },
       ),
     }),
+    fallbackBackend: Type.Optional(
+      DnsLabel(
+        'A backend of this rule (usually weight 0, e.g. a smaller model) that serves when the chosen backend has no endpoint available.',
+      ),
+    ),
     loadBalancing: Type.Optional(LoadBalancingSchema),
     timeouts: Type.Optional(TimeoutsSchema),
     retries: Type.Optional(RetriesSchema),
     healthCheck: Type.Optional(HealthCheckSchema),
     outlierDetection: Type.Optional(OutlierDetectionSchema),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    ...cel({
+      rule: '!has(self.fallbackBackend) || self.backends.exists(b, b.name == self.fallbackBackend)',
+      message: 'fallbackBackend must name a backend of this rule',
+      fieldPath: '.fallbackBackend',
+    }),
+  },
 );
 
 export const ModelRouteSpecSchema = Type.Object(

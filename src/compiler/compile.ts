@@ -281,6 +281,7 @@ function compileRule(
       maxEjectionPercent: o.maxEjectionPercent,
     };
   }
+  if (spec.fallbackBackend !== undefined) compiled.fallbackBackend = spec.fallbackBackend;
   if (rateLimitPolicy) compiled.rateLimitPolicy = rateLimitPolicy;
   if (placed) compiled.canary = placed;
   return compiled;

@@ -47,6 +47,37 @@ export interface RuntimeRule {
   readonly filters: FilterChain | undefined;
   readonly pool: PoolSettings;
   readonly inFlight: CounterCell;
+  /** The backend used when the chosen one has no endpoint to serve with. */
+  readonly fallback: RuntimeBackend | undefined;
+  readonly retries: RetryState;
+  readonly timeouts: { counter(kind: string): CounterCell };
+  /** Bound on first use: most routes never see an abort, a stream or an exhausted budget. */
+  readonly clientAborts: LazyCell;
+  readonly activeStreams: LazyCell;
+}
+
+/** A metric cell created when first needed, so quiet routes add no series. */
+export class LazyCell {
+  private cell: CounterCell | undefined;
+  private readonly make: () => CounterCell;
+  constructor(make: () => CounterCell) {
+    this.make = make;
+  }
+  get value(): number {
+    return this.cell?.value ?? 0;
+  }
+  set value(v: number) {
+    this.cell ??= this.make();
+    this.cell.value = v;
+  }
+}
+
+/** Per-rule retry accounting: the budget is a share of the rule's live requests. */
+export interface RetryState {
+  /** Retry attempts in flight. */
+  active: number;
+  readonly budgetExhausted: LazyCell;
+  counter(reason: string): CounterCell;
 }
 
 export interface RuntimeDeps {
@@ -119,6 +150,7 @@ export class RuntimeTable {
       total += b.weight;
       cumulative[i] = total;
     });
+    const m = deps.metrics;
     return {
       compiled: rule,
       backends,
@@ -126,7 +158,19 @@ export class RuntimeTable {
       totalWeight: total,
       filters: buildChain(deps.filters, rule, this.table),
       pool,
-      inFlight: deps.metrics.inFlight.child([rule.route]),
+      inFlight: m.inFlight.child([rule.route]),
+      fallback:
+        rule.fallbackBackend === undefined
+          ? undefined
+          : backends.find((b) => b.name === rule.fallbackBackend),
+      retries: {
+        active: 0,
+        budgetExhausted: new LazyCell(() => m.retryBudgetExhausted.child([rule.route])),
+        counter: (reason) => m.retries.child([rule.route, reason]),
+      },
+      timeouts: { counter: (kind) => m.upstreamTimeouts.child([rule.route, kind]) },
+      clientAborts: new LazyCell(() => m.clientAborts.child([rule.route])),
+      activeStreams: new LazyCell(() => m.activeStreams.child([rule.route])),
     };
   }
 

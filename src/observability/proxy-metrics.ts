@@ -33,6 +33,31 @@ export class ProxyMetrics {
     'Error responses produced by the gateway itself, by error code.',
     ['code'],
   );
+  readonly retries = new CounterFamily(
+    'modelgate_upstream_retries_total',
+    'Upstream attempts retried, by route and the condition that allowed it.',
+    ['route', 'reason'],
+  );
+  readonly retryBudgetExhausted = new CounterFamily(
+    'modelgate_retry_budget_exhausted_total',
+    'Retries refused because the route already had its share of retries in flight.',
+    ['route'],
+  );
+  readonly upstreamTimeouts = new CounterFamily(
+    'modelgate_upstream_timeouts_total',
+    'Upstream timeouts by route and kind (connect, first_byte, idle).',
+    ['route', 'kind'],
+  );
+  readonly clientAborts = new CounterFamily(
+    'modelgate_client_aborts_total',
+    'Requests the client abandoned before the response ended (the upstream call is cancelled).',
+    ['route'],
+  );
+  readonly activeStreams = new GaugeFamily(
+    'modelgate_active_streams',
+    'Server-Sent Events responses being streamed, by route.',
+    ['route'],
+  );
   readonly tableInfo = new GaugeFamily('modelgate_table_info', 'The routing table in use (value 1).', [
     'hash',
     'version',
@@ -56,6 +81,11 @@ export class ProxyMetrics {
       this.ttfb,
       this.inFlight,
       this.gatewayErrors,
+      this.retries,
+      this.retryBudgetExhausted,
+      this.upstreamTimeouts,
+      this.clientAborts,
+      this.activeStreams,
       this.tableInfo,
       this.tableSwaps,
       this.tableRejected,
@@ -75,6 +105,27 @@ export class ProxyMetrics {
         this.registry.removeSingleMetric(name);
       }
     }
+  }
+
+  /** Families with a `route` label: their series go when the route leaves the table. */
+  private get byRoute() {
+    return [
+      this.requests,
+      this.duration,
+      this.ttfb,
+      this.inFlight,
+      this.retries,
+      this.retryBudgetExhausted,
+      this.upstreamTimeouts,
+      this.clientAborts,
+      this.activeStreams,
+    ];
+  }
+
+  /** Drops the series of routes not in `routes`. */
+  pruneRoutes(routes: ReadonlySet<string>): void {
+    const keep = (labels: Record<string, string>) => routes.has(labels.route ?? '');
+    for (const f of this.byRoute) f.prune(keep);
   }
 
   gatewayError(code: string): void {

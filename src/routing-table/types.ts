@@ -91,6 +91,8 @@ export interface CompiledRule {
     maxEjectionMs: number;
     maxEjectionPercent: number;
   };
+  /** Backend (by name) that serves when the chosen one has no endpoint available. */
+  fallbackBackend?: string;
   /** Id (`namespace/name`) of the RateLimitPolicy enforced on this rule. */
   rateLimitPolicy?: string;
   /** Present when a CanaryRollout governs two of this rule's backends. */

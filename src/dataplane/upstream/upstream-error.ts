@@ -1,20 +1,25 @@
 /** Maps undici and socket errors to the gateway's error catalogue. */
 import { type ErrorDefinition, Errors } from '../errors.ts';
 
-export type FailureKind = 'connect' | 'timeout' | 'reset' | 'protocol' | 'aborted';
+export type FailureKind = 'connect' | 'connect-timeout' | 'timeout' | 'reset' | 'protocol' | 'aborted';
+
+export type TimeoutKind = 'connect' | 'first_byte' | 'idle';
 
 export interface UpstreamFailure {
   kind: FailureKind;
   error: ErrorDefinition;
+  /** Which timeout fired, for timeouts. */
+  timeout?: TimeoutKind;
 }
 
 export function classifyUpstreamError(err: Error & { code?: string }): UpstreamFailure {
   switch (err.code) {
     case 'UND_ERR_CONNECT_TIMEOUT':
-      return { kind: 'timeout', error: Errors.UpstreamTimeout };
+      return { kind: 'connect-timeout', error: Errors.UpstreamTimeout, timeout: 'connect' };
     case 'UND_ERR_HEADERS_TIMEOUT':
+      return { kind: 'timeout', error: Errors.UpstreamTimeout, timeout: 'first_byte' };
     case 'UND_ERR_BODY_TIMEOUT':
-      return { kind: 'timeout', error: Errors.UpstreamTimeout };
+      return { kind: 'timeout', error: Errors.UpstreamTimeout, timeout: 'idle' };
     case 'ECONNREFUSED':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':

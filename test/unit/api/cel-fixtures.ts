@@ -143,6 +143,23 @@ export const CEL_FIXTURES: CelFixture[] = [
   },
   {
     kind: 'ModelRoute',
+    rule: 'fallbackBackend must name a backend of this rule',
+    valid: [
+      modelRoute(
+        rule({ backends: [backend('big'), backend('small', { weight: 0 })], fallbackBackend: 'small' }),
+      ),
+      modelRoute(rule()),
+    ],
+    invalid: [
+      {
+        resource: modelRoute(rule({ fallbackBackend: 'missing' })),
+        path: 'spec.rules[0].fallbackBackend',
+        message: 'fallbackBackend must name a backend of this rule',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
     rule: 'exactly one of service or urls must be set',
     valid: [
       backends(backend('in-cluster'), { name: 'external', urls: ['https://api.example.com'] }),

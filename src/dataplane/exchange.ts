@@ -1,0 +1,584 @@
+/**
+ * One request through the proxy: its state, and the undici dispatch handler of its upstream
+ * attempts. One object per request keeps allocation and closures off the hot path.
+ *
+ * Life of an exchange: start (normalise, route) → maybe read the body for the model → filters →
+ * choose a backend → attempt (choose an endpoint, dispatch) → response streamed to the client, or
+ * a retry on another endpoint while nothing has reached the client yet → complete (bookkeeping
+ * exactly once, whatever happened).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import { type EndpointState, observeLatency } from './balancers/index.ts';
+import { declaredLength, hasBody, readBody } from './body.ts';
+import { Errors } from './errors.ts';
+import type { FilterContext, FilterOutcome } from './filters/filter.ts';
+import type { GatewayProxy } from './proxy.ts';
+import { scanModel } from './request/model-field.ts';
+import { normalizePath } from './request/normalize-path.ts';
+import type { RuntimeMatch } from './router/conditions.ts';
+import { hostOf, type RouteRequest, type RouteResult } from './router/router.ts';
+import type { RuntimeBackend, RuntimeRule, RuntimeTable } from './runtime-table.ts';
+import {
+  clientResponseHeaders,
+  type OutgoingHeaders,
+  requestIdFor,
+  traceparentFor,
+  upstreamRequestHeaders,
+} from './upstream/headers.ts';
+import { classifyUpstreamError, type FailureKind } from './upstream/upstream-error.ts';
+
+/** Retries may always run this many at once per rule, whatever the budget says (as Envoy does). */
+const MIN_RETRY_CONCURRENCY = 3;
+
+/** Marks the abort the proxy itself causes to discard a retryable response. */
+const RETRY_ABORT = new Error('retrying on another endpoint');
+
+const NO_HASH = {};
+
+export class Exchange implements Dispatcher.DispatchHandler {
+  readonly proxy: GatewayProxy;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly startedAt: number;
+  requestId = '';
+  traceId = '';
+  host = '';
+  path = '';
+  query = '';
+  model: string | undefined;
+  modelLabel = 0;
+  table: RuntimeTable | undefined;
+  rule: RuntimeRule | undefined;
+  backend: RuntimeBackend | undefined;
+  /** The endpoint of the current (or last) attempt. */
+  endpoint: EndpointState | undefined;
+  status = 0;
+  code = '';
+  sentAt = 0;
+  firstByteAt = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  clientAborted = false;
+  bodyTooLarge = false;
+  /** Upstream attempts made (1 + retries). */
+  attempts = 0;
+  private done = false;
+  private controller: Dispatcher.DispatchController | undefined;
+  private resumeUpstream: (() => void) | undefined;
+  private headers: OutgoingHeaders | undefined;
+  private extraResponseHeaders: OutgoingHeaders | undefined;
+  /** A body that can be sent again (read into memory), or null for none. */
+  private replayBody: Buffer | null = null;
+  /** A body that streams through once; a request with one is never retried. */
+  private streamBody: IncomingMessage | Transform | undefined;
+  private tried: string[] | undefined;
+  private retryPending = false;
+  /** An attempt is dispatched and its accounting (in-flight counts) not yet settled. */
+  private attemptOpen = false;
+  private isRetry = false;
+  private streaming = false;
+
+  constructor(proxy: GatewayProxy, req: IncomingMessage, res: ServerResponse) {
+    this.proxy = proxy;
+    this.req = req;
+    this.res = res;
+    this.startedAt = proxy.now();
+  }
+
+  start(): void {
+    const { req, proxy } = this;
+    this.requestId = requestIdFor(req.headers['x-request-id']);
+    const table = proxy.table;
+    if (!table) {
+      proxy.fail(this, Errors.NotReady);
+      return;
+    }
+    this.table = table;
+    const target = normalizePath(req.url ?? '');
+    if (!target.ok) {
+      proxy.fail(this, Errors.BadPath, `the request path is not valid: ${target.reason}`);
+      return;
+    }
+    this.path = target.path;
+    this.query = target.query;
+    this.host = hostOf(req.headers.host ?? (req.headers[':authority'] as string | undefined));
+    const headerModel = typeof req.headers['x-model'] === 'string' ? req.headers['x-model'] : undefined;
+    const routeReq: RouteRequest = {
+      host: this.host,
+      path: this.path,
+      query: this.query,
+      method: req.method ?? 'GET',
+      headers: req.headers,
+      model: undefined,
+    };
+    const r = table.router.route(routeReq);
+    if (r.kind === 'needs-model') {
+      this.readModelThenRoute(table, routeReq, r.match, headerModel);
+      return;
+    }
+    this.routed(table, r, undefined, headerModel);
+  }
+
+  /** Reads the body (within the route's limit), finds the model, and routes again with it. */
+  private readModelThenRoute(
+    table: RuntimeTable,
+    routeReq: RouteRequest,
+    match: RuntimeMatch<RuntimeRule>,
+    headerModel: string | undefined,
+  ): void {
+    const { req, proxy } = this;
+    const limit = match.rule.compiled.maxRequestBodyBytes;
+    if (declaredLength(req) > limit) {
+      proxy.fail(this, Errors.BodyTooLarge);
+      return;
+    }
+    const body = hasBody(req)
+      ? readBody(req, limit)
+      : Promise.resolve({ ok: true as const, chunks: [], size: 0 });
+    body.then(
+      (read) => {
+        if (!read.ok) {
+          if (read.reason === 'too-large') proxy.fail(this, Errors.BodyTooLarge);
+          else this.abandon();
+          return;
+        }
+        this.bytesIn = read.size;
+        let bodyModel: string | undefined;
+        if (read.size > 0) {
+          const scan = scanModel(read.chunks, headerString(req.headers['content-encoding']), limit);
+          if (scan.kind === 'too-large') return proxy.fail(this, Errors.BodyTooLarge);
+          if (scan.kind === 'bad-encoding') return proxy.fail(this, Errors.BadContentEncoding);
+          if (scan.kind === 'ambiguous') return proxy.fail(this, Errors.ModelAmbiguous);
+          if (scan.kind === 'found') bodyModel = scan.model;
+        }
+        if (headerModel !== undefined && bodyModel !== undefined && headerModel !== bodyModel) {
+          proxy.fail(
+            this,
+            Errors.ModelMismatch,
+            `the x-model header names ${headerModel} but the body names ${bodyModel}`,
+          );
+          return;
+        }
+        const model = bodyModel ?? headerModel ?? null;
+        routeReq.model = model;
+        const bytes = read.chunks.length === 1 ? read.chunks[0]! : Buffer.concat(read.chunks);
+        this.routed(table, table.router.route(routeReq), bytes, model);
+      },
+      () => proxy.fail(this, Errors.Internal),
+    );
+  }
+
+  /**
+   * `model`: the request's model when known (string), known to be absent (null), or not looked
+   * for (undefined: the route does not match on models).
+   */
+  private routed(
+    table: RuntimeTable,
+    r: RouteResult<RuntimeRule>,
+    body: Buffer | undefined,
+    model: string | null | undefined,
+  ): void {
+    const { proxy, req } = this;
+    this.model = model ?? undefined;
+    if (r.kind !== 'matched') {
+      proxy.fail(this, Errors.NoRoute);
+      return;
+    }
+    const rule = r.match.rule;
+    this.rule = rule;
+    this.modelLabel = table.modelLabelIndex(r.match.model?.label, body !== undefined ? model : undefined);
+    if (body === undefined && declaredLength(req) > rule.compiled.maxRequestBodyBytes) {
+      proxy.fail(this, Errors.BodyTooLarge);
+      return;
+    }
+    const trace = traceparentFor(req.headers.traceparent);
+    this.traceId = trace.traceId;
+    const headers = upstreamRequestHeaders(req.headers, {
+      clientAddress: req.socket.remoteAddress ?? '',
+      proto: proxy.proto,
+      host: req.headers.host,
+      requestId: this.requestId,
+      traceparent: trace.header,
+      upstreamHost: undefined,
+    });
+    // node:http has already answered `Expect: 100-continue`; the upstream must not wait for it.
+    delete headers.expect;
+    if (!rule.filters) {
+      this.prepareBody(rule, headers, body, undefined);
+      return;
+    }
+    const ctx: FilterContext = {
+      req,
+      res: this.res,
+      requestId: this.requestId,
+      rule: rule.compiled,
+      model: this.model,
+      upstreamHeaders: headers,
+      responseHeaders: undefined,
+    };
+    const outcome = rule.filters(ctx);
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (o) => this.afterFilters(rule, o, ctx, headers, body),
+        () => proxy.fail(this, Errors.Internal),
+      );
+      return;
+    }
+    this.afterFilters(rule, outcome, ctx, headers, body);
+  }
+
+  private afterFilters(
+    rule: RuntimeRule,
+    outcome: FilterOutcome,
+    ctx: FilterContext,
+    headers: OutgoingHeaders,
+    body: Buffer | undefined,
+  ): void {
+    if (outcome) {
+      this.proxy.fail(this, outcome.error, outcome.message, outcome.headers);
+      return;
+    }
+    this.prepareBody(rule, headers, body, ctx.responseHeaders);
+  }
+
+  /**
+   * Decides how the body travels. A body already in memory is replayable. A streamed body small
+   * enough to replay is read first when the rule retries (store and forward, bounded by
+   * maxReplayBodySize); anything else streams through once and is never retried.
+   */
+  private prepareBody(
+    rule: RuntimeRule,
+    headers: OutgoingHeaders,
+    body: Buffer | undefined,
+    responseHeaders: OutgoingHeaders | undefined,
+  ): void {
+    const { req } = this;
+    this.headers = headers;
+    this.extraResponseHeaders = responseHeaders;
+    this.res.on('close', this.onClientClose);
+    if (body !== undefined) {
+      this.replayBody = body.length > 0 ? body : null;
+      this.chooseBackend(rule);
+      return;
+    }
+    if (!hasBody(req)) {
+      this.chooseBackend(rule);
+      return;
+    }
+    const cl = declaredLength(req);
+    const retries = rule.compiled.retries;
+    if (retries.attempts > 0 && cl >= 0 && cl <= retries.maxReplayBodyBytes) {
+      readBody(req, cl).then((read) => {
+        if (!read.ok) {
+          this.abandon();
+          return;
+        }
+        this.bytesIn = read.size;
+        this.replayBody =
+          read.size > 0 ? (read.chunks.length === 1 ? read.chunks[0]! : Buffer.concat(read.chunks)) : null;
+        this.chooseBackend(rule);
+      });
+      return;
+    }
+    this.bytesIn = cl > 0 ? cl : 0;
+    this.streamBody = cl >= 0 ? req : req.pipe(new BodyLimit(rule.compiled.maxRequestBodyBytes, this));
+    this.chooseBackend(rule);
+  }
+
+  private chooseBackend(rule: RuntimeRule): void {
+    const backend = this.table!.pickBackend(rule, this.proxy.random);
+    if (!backend) {
+      this.proxy.fail(this, Errors.NoHealthyUpstream, 'every backend of this route has weight 0');
+      return;
+    }
+    this.backend = backend;
+    this.attempt();
+  }
+
+  /** Picks an endpoint (a different one on a retry, when there is one) and dispatches. */
+  private attempt(): void {
+    const { proxy, req, rule } = this;
+    let backend = this.backend!;
+    let endpoint = this.pickEndpoint(backend);
+    if (!endpoint && rule!.fallback && rule!.fallback !== backend) {
+      // The primary has nothing to serve with: the rule's fallback backend (e.g. a smaller model).
+      backend = rule!.fallback;
+      this.backend = backend;
+      endpoint = this.pickEndpoint(backend);
+    }
+    if (!endpoint) {
+      proxy.fail(this, Errors.NoHealthyUpstream);
+      return;
+    }
+    this.endpoint = endpoint;
+    this.tried ??= [];
+    this.tried.push(endpoint.id);
+    const headers = this.headers!;
+    const info = proxy.endpoints.lookup(endpoint.id);
+    if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
+    else if (req.headers.host !== undefined) headers.host = req.headers.host;
+    endpoint.inFlight++;
+    rule!.inFlight.value++;
+    if (this.isRetry) rule!.retries.active++;
+    this.attemptOpen = true;
+    this.attempts++;
+    this.controller = undefined;
+    this.sentAt = proxy.now();
+    const t = rule!.compiled.timeouts;
+    proxy.pools.get(endpoint.id, rule!.pool).dispatch(
+      {
+        path: this.path + this.query,
+        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        headers,
+        body: this.streamBody ?? this.replayBody,
+        headersTimeout: t.firstByteMs,
+        bodyTimeout: t.idleMs,
+      },
+      this,
+    );
+  }
+
+  private pickEndpoint(backend: RuntimeBackend): EndpointState | undefined {
+    const hashOn = this.rule!.compiled.loadBalancing.hashOn;
+    const ctx = hashOn ? { hashKey: hashKeyOf(this.req, hashOn) } : NO_HASH;
+    let ep = backend.readyBalancer.pick(ctx) ?? backend.drainingBalancer.pick(ctx);
+    // A retry goes elsewhere when it can: a few more picks, then take what there is.
+    for (let i = 0; i < 4 && ep && this.tried?.includes(ep.id); i++) {
+      ep = backend.readyBalancer.pick(NO_HASH) ?? ep;
+    }
+    return ep;
+  }
+
+  /** Ends the current attempt's accounting (not the exchange). */
+  private endAttempt(): void {
+    if (!this.attemptOpen) return;
+    this.attemptOpen = false;
+    this.endpoint!.inFlight--;
+    this.rule!.inFlight.value--;
+    if (this.isRetry) this.rule!.retries.active--;
+  }
+
+  /**
+   * Whether a failed attempt may be retried: attempts left, a replayable body, nothing sent to
+   * the client, the condition listed in `retryOn`, and room in the retry budget.
+   */
+  private mayRetry(condition: string, status?: number): boolean {
+    const rule = this.rule!;
+    const r = rule.compiled.retries;
+    if (this.attempts > r.attempts || this.streamBody || this.res.headersSent || this.clientAborted)
+      return false;
+    const listed =
+      r.retryOn.includes(condition) || (status !== undefined && status >= 500 && r.retryOn.includes('5xx'));
+    if (!listed) return false;
+    const budget = Math.max(MIN_RETRY_CONCURRENCY, Math.floor((r.budgetPercent / 100) * rule.inFlight.value));
+    if (rule.retries.active >= budget) {
+      rule.retries.budgetExhausted.value++;
+      return false;
+    }
+    return true;
+  }
+
+  private retry(reason: string): void {
+    this.rule!.retries.counter(reason).value++;
+    this.isRetry = true;
+    this.firstByteAt = 0;
+    this.attempt();
+  }
+
+  /** The client went away before the response ended: stop the upstream request (frees the GPU). */
+  private readonly onClientClose = (): void => {
+    if (this.done || this.res.writableFinished) return;
+    this.clientAborted = true;
+    if (this.controller) this.controller.abort(new Error('client disconnected'));
+    else if (!this.endpoint) this.abandon(); // still reading the body or waiting on a filter
+  };
+
+  /** The client left before an upstream was involved. */
+  private abandon(): void {
+    this.clientAborted = true;
+    this.status = 499;
+    this.complete();
+  }
+
+  // --- undici dispatch handler ---
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.clientAborted) controller.abort(new Error('client disconnected'));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (statusCode < 200) return; // 1xx: node:http handles 100-continue itself
+    if (statusCode >= 500 && this.mayRetry(String(statusCode), statusCode)) {
+      this.retryPending = true;
+      this.status = statusCode;
+      controller.abort(RETRY_ABORT);
+      return;
+    }
+    this.firstByteAt = this.proxy.now();
+    this.status = statusCode;
+    const out = clientResponseHeaders(headers, this.requestId);
+    if (this.extraResponseHeaders) Object.assign(out, this.extraResponseHeaders);
+    const type = headers['content-type'];
+    if (typeof type === 'string' && type.startsWith('text/event-stream')) {
+      this.streaming = true;
+      this.rule!.activeStreams.value++;
+    }
+    this.res.writeHead(statusCode, out);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.bytesOut += chunk.length;
+    if (!this.res.write(chunk)) {
+      // Backpressure: a slow client pauses the upstream read instead of growing our buffers.
+      controller.pause();
+      this.resumeUpstream ??= () => this.controller?.resume();
+      this.res.once('drain', this.resumeUpstream);
+    }
+  }
+
+  onResponseEnd(
+    _controller: Dispatcher.DispatchController,
+    trailers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (trailers && this.res.chunkedEncoding) {
+      for (const _ in trailers) {
+        this.res.addTrailers(trailers as Record<string, string>);
+        break;
+      }
+    }
+    this.res.end();
+    this.outcome('success');
+    this.complete();
+  }
+
+  onResponseError(controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.done || (this.controller !== undefined && controller !== this.controller)) return;
+    if (this.retryPending) {
+      this.retryPending = false;
+      this.outcome('error');
+      this.endAttempt();
+      this.retry(String(this.status));
+      return;
+    }
+    if (this.clientAborted) {
+      this.status = 499; // nginx's "client closed request", for logs and metrics
+      this.rule!.clientAborts.value++;
+      this.complete();
+      return;
+    }
+    if (this.bodyTooLarge) {
+      this.proxy.fail(this, Errors.BodyTooLarge);
+      return;
+    }
+    const failure = classifyUpstreamError(err as Error & { code?: string });
+    if (failure.kind === 'timeout' || failure.kind === 'connect-timeout') {
+      this.rule!.timeouts.counter(failure.timeout!).value++;
+    }
+    this.outcome(
+      failure.kind === 'connect' || failure.kind === 'connect-timeout'
+        ? 'connect-failure'
+        : failure.kind === 'timeout'
+          ? 'timeout'
+          : 'error',
+    );
+    const condition = retryCondition(failure.kind);
+    if (condition && this.mayRetry(condition)) {
+      this.endAttempt();
+      this.retry(condition);
+      return;
+    }
+    if (this.res.headersSent) {
+      // Mid-response: the only honest signal left is to cut the connection.
+      this.code = failure.error.code;
+      this.res.destroy();
+      this.complete();
+      return;
+    }
+    this.proxy.fail(this, failure.error);
+  }
+
+  /** Passive health: tells the proxy how the attempt went on its endpoint. */
+  private outcome(o: 'success' | 'error' | 'connect-failure' | 'timeout'): void {
+    const ep = this.endpoint;
+    if (!ep) return;
+    const result = o === 'success' && this.status >= 500 ? 'error' : o;
+    this.proxy.endpointOutcome(ep, this.backend!, this.rule!, result);
+  }
+
+  /** Bookkeeping once, however the exchange ended. */
+  complete(): void {
+    if (this.done) return;
+    this.done = true;
+    const { proxy, rule, backend, endpoint, table } = this;
+    const now = proxy.now();
+    this.res.off('close', this.onClientClose);
+    this.endAttempt();
+    if (endpoint && this.firstByteAt > 0) observeLatency(endpoint, this.firstByteAt - this.sentAt, now);
+    if (this.streaming) rule!.activeStreams.value--;
+    if (rule && backend && table) {
+      table.requestCounter(rule, backend, this.modelLabel, this.status).value++;
+      backend.duration.observe((now - this.startedAt) / 1000);
+      if (this.firstByteAt > 0) backend.ttfb.observe((this.firstByteAt - this.sentAt) / 1000);
+    }
+    proxy.record(this);
+  }
+}
+
+/** Which `retryOn` condition an upstream failure is. */
+function retryCondition(kind: FailureKind): string | undefined {
+  switch (kind) {
+    case 'connect':
+    case 'connect-timeout':
+      return 'connect-failure';
+    case 'reset':
+      return 'reset';
+    case 'timeout':
+      return 'timeout';
+    default:
+      return undefined;
+  }
+}
+
+export function headerString(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+function hashKeyOf(req: IncomingMessage, on: { header?: string; cookie?: string }): string | undefined {
+  if (on.header !== undefined) return headerString(req.headers[on.header]);
+  const cookies = req.headers.cookie;
+  if (!cookies || on.cookie === undefined) return undefined;
+  for (const part of cookies.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === on.cookie) return part.slice(eq + 1).trim();
+  }
+  return undefined;
+}
+
+/** Counts a chunked request body on its way upstream and stops it at the route's limit. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  private readonly limit: number;
+  private readonly ex: Exchange;
+  constructor(limit: number, ex: Exchange) {
+    super();
+    this.limit = limit;
+    this.ex = ex;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    this.ex.bytesIn = this.seen;
+    if (this.seen > this.limit) {
+      this.ex.bodyTooLarge = true;
+      cb(new Error('request body exceeds the route limit'));
+      return;
+    }
+    cb(null, chunk);
+  }
+}
