@@ -426,11 +426,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const out = clientResponseHeaders(headers, this.requestId);
     if (this.extraResponseHeaders) Object.assign(out, this.extraResponseHeaders);
     const type = headers['content-type'];
-    if (typeof type === 'string' && type.startsWith('text/event-stream')) {
+    const eventStream = typeof type === 'string' && type.startsWith('text/event-stream');
+    if (eventStream) {
       this.streaming = true;
       this.rule!.activeStreams.value++;
     }
     this.res.writeHead(statusCode, out);
+    // node:http holds the head back to send it with the first body chunk. For an event stream the
+    // first event may be a long prefill away, and the client should know the request got through.
+    if (eventStream) this.res.flushHeaders();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
