@@ -23,7 +23,7 @@ export async function buildAdmin(
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
     const table = proxy.table;
-    const ready = table !== undefined && (opts.ready?.() ?? true);
+    const ready = table !== undefined && !proxy.draining && (opts.ready?.() ?? true);
     reply.code(ready ? 200 : 503);
     return ready
       ? { status: 'ready', version: table.version }

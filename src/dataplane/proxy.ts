@@ -53,6 +53,8 @@ export class GatewayProxy {
   private current: RuntimeTable | undefined;
   /** Increments on every applied table; tests and the admin API wait on it. */
   sequence = 0;
+  /** Set when shutting down: readiness fails first so load balancers stop sending traffic. */
+  draining = false;
 
   constructor(opts: ProxyOptions = {}) {
     this.metrics = opts.metrics ?? new ProxyMetrics();

@@ -27,6 +27,11 @@ export interface Listener {
   /** `http://host:port`, with IPv6 in brackets. */
   readonly url: string;
   close(): Promise<void>;
+  /**
+   * Graceful stop: no new connections, idle keep-alive connections closed, requests and streams
+   * in flight run to their end; whatever is still open after `timeoutMs` is cut.
+   */
+  drain(timeoutMs: number): Promise<{ forced: boolean }>;
 }
 
 function rawError(status: number, reason: string, body: string): string {
@@ -73,6 +78,22 @@ export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+    drain: (timeoutMs) =>
+      new Promise((resolve) => {
+        let forced = false;
+        const deadline = setTimeout(() => {
+          forced = true;
+          server.closeAllConnections();
+        }, timeoutMs);
+        // A connection that finishes its request while draining would otherwise idle in keep-alive.
+        const closeIdle = setInterval(() => server.closeIdleConnections(), 250);
+        server.close(() => {
+          clearTimeout(deadline);
+          clearInterval(closeIdle);
+          resolve({ forced });
+        });
         server.closeIdleConnections();
       }),
   };

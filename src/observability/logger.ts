@@ -12,7 +12,8 @@ export interface LoggerOptions {
 }
 
 export function createLogger(opts: LoggerOptions = {}): { logger: Logger; flush: () => void } {
-  const destination = opts.destination ?? pino.destination({ dest: 1, sync: false, minLength: 4096 });
+  // Asynchronous, but not held back: a quiet gateway's lines must still appear promptly.
+  const destination = opts.destination ?? pino.destination({ dest: 1, sync: false });
   const logger = pino(
     {
       level: opts.level ?? 'info',

@@ -30,6 +30,11 @@ export interface Standalone {
   statuses(): ResourceStatus[];
   /** Resolves after the next table is applied (or refused). */
   nextApply(): Promise<void>;
+  /**
+   * Graceful shutdown: readiness fails, the listener stops accepting, in-flight requests and
+   * streams finish (at most `drainTimeoutMs`), then everything closes.
+   */
+  shutdown(drainTimeoutMs: number): Promise<{ forced: boolean }>;
   close(): Promise<void>;
 }
 
@@ -100,6 +105,21 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     adminUrl: admin.url,
     statuses: () => statuses,
     nextApply: () => new Promise<void>((resolve) => waiters.push(resolve)),
+    shutdown: async (drainTimeoutMs) => {
+      proxy.draining = true;
+      logger.info(
+        { drainTimeoutMs },
+        'draining: readiness fails, no new connections, in-flight requests finish',
+      );
+      const result = await listener.drain(drainTimeoutMs);
+      await watch?.close();
+      watch = undefined;
+      await admin.app.close();
+      await proxy.close();
+      logger.info({ forced: result.forced }, 'drained');
+      flush();
+      return result;
+    },
     close: async () => {
       await watch?.close();
       watch = undefined;

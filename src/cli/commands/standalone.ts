@@ -2,6 +2,7 @@
  * `modelgate standalone -f DIR`: the whole gateway in one process, from YAML files.
  */
 import { parseArgs } from 'node:util';
+import { parseDurationMs } from '../../compiler/units.ts';
 import { parseGatewayConfig, parseHostPort } from '../../config/gateway-config.ts';
 import { startStandalone } from '../../roles/standalone.ts';
 import { loadConfigFile } from '../config-file.ts';
@@ -19,6 +20,8 @@ Options:
   --admin HOST:PORT     admin listener: /healthz /readyz /config /config/dump /status /metrics
                         (default 127.0.0.1:9901)
   --config FILE         a GatewayConfig file (listeners, TLS, trusted proxies); flags win
+  --drain-timeout DUR   on SIGTERM/SIGINT, how long in-flight requests and streams may take
+                        to finish before they are cut (default 30s)
   -h, --help            show this help`;
 
 export async function standaloneCommand(argv: string[]): Promise<number> {
@@ -29,6 +32,7 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
       listen: { type: 'string' },
       admin: { type: 'string' },
       config: { type: 'string' },
+      'drain-timeout': { type: 'string', default: '30s' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -53,16 +57,24 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
   if (!listenAt) throw new UsageError(`--listen ${values.listen}: expected HOST:PORT`);
   if (!adminAt) throw new UsageError(`--admin ${values.admin}: expected HOST:PORT`);
 
+  const drainText = values['drain-timeout'] ?? '30s';
+  if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(drainText))
+    throw new UsageError(`--drain-timeout ${drainText}: expected a duration like 30s`);
+  const drainMs = parseDurationMs(drainText);
+
   const gateway = await startStandalone({ paths: values.file, listen: listenAt, admin: adminAt });
   return new Promise<number>((resolve) => {
+    let stopping = false;
     const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
       gateway.proxy.logger.info({ signal }, 'shutting down');
-      gateway.close().then(
+      gateway.shutdown(drainMs).then(
         () => resolve(0),
         () => resolve(1),
       );
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
   });
 }
