@@ -333,6 +333,22 @@ export const ModelRouteSpecSchema = Type.Object(
         default: '64Mi',
       },
     ),
+    compression: Type.Object(
+      {
+        enabled: Type.Boolean({
+          default: false,
+          description:
+            'Compress responses (br or gzip, as the client accepts) that the upstream sent uncompressed. Event streams are never compressed. Default false.',
+        }),
+        minBytes: Type.Integer({
+          minimum: 0,
+          maximum: 1073741824,
+          default: 1024,
+          description: 'Responses declaring a smaller Content-Length are sent as they are. Default 1024.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'Response compression at the gateway.' },
+    ),
     accessLog: Type.Object(
       {
         enabled: Type.Boolean({

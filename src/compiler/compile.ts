@@ -241,6 +241,7 @@ function compileRule(
     name: rule.name,
     generation: route.generation,
     maxRequestBodyBytes: route.maxRequestBodyBytes,
+    compression: route.compression,
     accessLog: route.accessLog,
     readsModel: rule.matches.some((m) => m.model !== undefined),
     backends,

@@ -33,6 +33,7 @@ export interface RouteModel {
   hostnames: string[];
   maxRequestBodyBytes: number;
   accessLog: { enabled: boolean; sampleRate: number };
+  compression: { enabled: boolean; minBytes: number };
   rules: RuleModel[];
 }
 
@@ -140,6 +141,7 @@ export function buildRouteModel(
       hostnames,
       maxRequestBodyBytes,
       accessLog: { enabled: route.spec.accessLog.enabled, sampleRate: route.spec.accessLog.sampleRate },
+      compression: { enabled: route.spec.compression.enabled, minBytes: route.spec.compression.minBytes },
       rules,
     },
   };

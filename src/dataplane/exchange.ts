@@ -8,12 +8,14 @@
  * exactly once, whatever happened).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { type EndpointState, observeLatency } from './balancers/index.ts';
 import { declaredLength, hasBody, readBody } from './body.ts';
+import { chooseCoding, compressedHeaders, createCompressor } from './compression.ts';
 import { Errors } from './errors.ts';
 import type { FilterContext, FilterOutcome } from './filters/filter.ts';
+import { answerModels } from './models-endpoint.ts';
 import type { GatewayProxy } from './proxy.ts';
 import { scanModel } from './request/model-field.ts';
 import { normalizePath } from './request/normalize-path.ts';
@@ -79,6 +81,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private attemptOpen = false;
   private isRetry = false;
   private streaming = false;
+  /** Where response bytes go: the client response, or a compressor in front of it. */
+  private sink: Writable | undefined;
 
   constructor(proxy: GatewayProxy, req: IncomingMessage, res: ServerResponse) {
     this.proxy = proxy;
@@ -183,6 +187,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const { proxy, req } = this;
     this.model = model ?? undefined;
     if (r.kind !== 'matched') {
+      if (answerModels(table.table, req.method, this.path, this.host, this.res, this.requestId)) {
+        this.status = this.res.statusCode;
+        this.complete();
+        return;
+      }
       proxy.fail(this, Errors.NoRoute);
       return;
     }
@@ -431,6 +440,23 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.streaming = true;
       this.rule!.activeStreams.value++;
     }
+    const compression = this.rule!.compiled.compression;
+    const coding =
+      compression.enabled && !eventStream
+        ? chooseCoding(
+            headerString(this.req.headers['accept-encoding']),
+            headers,
+            compression.minBytes,
+            this.req.method,
+          )
+        : undefined;
+    if (coding) {
+      compressedHeaders(out, coding);
+      const compressor = createCompressor(coding);
+      compressor.pipe(this.res);
+      compressor.on('error', () => this.res.destroy());
+      this.sink = compressor;
+    }
     this.res.writeHead(statusCode, out);
     // node:http holds the head back to send it with the first body chunk. For an event stream the
     // first event may be a long prefill away, and the client should know the request got through.
@@ -439,11 +465,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.bytesOut += chunk.length;
-    if (!this.res.write(chunk)) {
+    const sink = this.sink ?? this.res;
+    if (!sink.write(chunk)) {
       // Backpressure: a slow client pauses the upstream read instead of growing our buffers.
       controller.pause();
       this.resumeUpstream ??= () => this.controller?.resume();
-      this.res.once('drain', this.resumeUpstream);
+      sink.once('drain', this.resumeUpstream);
     }
   }
 
@@ -457,7 +484,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
         break;
       }
     }
-    this.res.end();
+    if (this.sink) this.sink.end();
+    else this.res.end();
     this.outcome('success');
     this.complete();
   }
@@ -501,6 +529,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.res.headersSent) {
       // Mid-response: the only honest signal left is to cut the connection.
       this.code = failure.error.code;
+      this.sink?.destroy();
       this.res.destroy();
       this.complete();
       return;

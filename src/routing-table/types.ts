@@ -69,6 +69,8 @@ export interface CompiledRule {
   generation: number;
   /** Largest request body accepted, in bytes. */
   maxRequestBodyBytes: number;
+  /** Response compression at the gateway; off unless the route asks for it. */
+  compression: { enabled: boolean; minBytes: number };
   /** Access logging: off, or on with this share of successful requests (errors always logged). */
   accessLog: { enabled: boolean; sampleRate: number };
   /** True when any match of this rule needs the model name (so the proxy reads the body). */
