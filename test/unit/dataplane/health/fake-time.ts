@@ -39,6 +39,11 @@ export class FakeTime {
     return this.ordered().map((p) => p.ms);
   }
 
+  /** Due times of the armed timers, in order. */
+  dueTimes(): number[] {
+    return this.ordered().map((p) => p.at);
+  }
+
   /** Fires the earliest timer (moving the clock to it); false when none is armed. */
   next(): boolean {
     const p = this.ordered()[0];
