@@ -221,6 +221,57 @@ export function cpuTicks(pid: number): number | undefined {
   return Number(rest[11]) + Number(rest[12]);
 }
 
+/** utime + stime + cutime + cstime of this process (children count once they are reaped). */
+function selfTicks(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(rest[11]) + Number(rest[12]) + Number(rest[13]) + Number(rest[14]);
+}
+
+/** user+nice+system, steal and all columns of the given CPUs (all CPUs when undefined). */
+function cpuLines(cpus: readonly number[] | undefined): {
+  work: number;
+  steal: number;
+  total: number;
+  n: number;
+} {
+  const lines = readFileSync('/proc/stat', 'utf8').split('\n');
+  const wanted = cpus ? new Set(cpus.map((c) => `cpu${c}`)) : new Set(['cpu']);
+  let work = 0;
+  let steal = 0;
+  let total = 0;
+  for (const l of lines) {
+    const f = l.split(/\s+/);
+    if (!wanted.has(f[0]!)) continue;
+    const v = f.slice(1).map(Number);
+    work += v[0]! + v[1]! + v[2]!;
+    steal += v[7] ?? 0;
+    total += v.slice(0, 8).reduce((a, b) => a + b, 0);
+  }
+  return { work, steal, total, n: cpus ? cpus.length : os.availableParallelism() };
+}
+
+/**
+ * Watches for CPU use that is not ours on the bench's cores during a run: user+system time of the
+ * cores (or of all CPUs when nothing is pinned) minus that of the watched processes, of this
+ * process and of the children it reaped meanwhile (wrk, the fixed-rate generator), plus steal
+ * time; in cores (1 = a whole core busy with something else). Kernel softirq time (the loopback
+ * TCP work) is in neither side. Other people's jobs on a shared machine show up here.
+ */
+export function watchOtherLoad(cpus: readonly number[] | undefined, pids: readonly number[]): () => number {
+  const ticks = () => pids.reduce((n, p) => n + (cpuTicks(p) ?? 0), 0) + selfTicks();
+  const c0 = cpuLines(cpus);
+  const t0 = ticks();
+  return () => {
+    const c1 = cpuLines(cpus);
+    const ours = ticks() - t0;
+    const elapsedPerCpu = (c1.total - c0.total) / c1.n;
+    if (elapsedPerCpu <= 0) return 0;
+    const other = c1.work - c0.work - ours + (c1.steal - c0.steal);
+    return Math.max(0, other) / elapsedPerCpu;
+  };
+}
+
 /** Resident set size from /proc/<pid>/status, in bytes. */
 export function rssBytes(pid: number): number | undefined {
   try {
