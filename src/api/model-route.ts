@@ -4,7 +4,17 @@
  * crds/, `modelgate validate` and the compiler's admission check all derive from it.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { ByteSize, cel, DnsLabel, Duration, HeaderName, List, Str, StringEnum } from './schema-helpers.ts';
+import {
+  ByteSize,
+  cel,
+  DnsLabel,
+  Duration,
+  HeaderName,
+  List,
+  ObjectName,
+  Str,
+  StringEnum,
+} from './schema-helpers.ts';
 import { ConditionsSchema } from './status.ts';
 
 export const PathMatchType = ['Exact', 'PathPrefix', 'RegularExpression'] as const;
@@ -106,6 +116,43 @@ export const ServiceRefSchema = Type.Object(
   },
 );
 
+const SecretRefSchema = (description: string) =>
+  Type.Object(
+    { name: ObjectName("Secret name, in the route's namespace.") },
+    { additionalProperties: false, description },
+  );
+
+export const BackendTlsSchema = Type.Object(
+  {
+    caSecretRef: Type.Optional(
+      SecretRefSchema(
+        'Secret whose `ca.crt` holds the CA bundle that signs the upstream; default: the system CAs.',
+      ),
+    ),
+    serverName: Type.Optional(
+      Str(253, {
+        minLength: 1,
+        pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+        description:
+          'SNI and the name the certificate must carry; default: the URL host, or <service>.<namespace>.svc for a Service.',
+      }),
+    ),
+    clientCertificateSecretRef: Type.Optional(
+      SecretRefSchema(
+        'A kubernetes.io/tls Secret (tls.crt, tls.key) presented to the upstream (mutual TLS).',
+      ),
+    ),
+    insecureSkipVerify: Type.Boolean({
+      default: false,
+      description: 'Accept any upstream certificate. For tests only; never in production. Default false.',
+    }),
+  },
+  {
+    additionalProperties: false,
+    description: 'TLS to the upstream: https URLs, or a Service spoken to over TLS.',
+  },
+);
+
 export const BackendSchema = Type.Object(
   {
     name: DnsLabel('Backend name, unique within the rule; used by CanaryRollout, metrics and logs.'),
@@ -135,13 +182,21 @@ export const BackendSchema = Type.Object(
     modelRevision: Type.Optional(
       Str(128, { description: 'Model revision served by this backend; keys caches and canary reports.' }),
     ),
+    tls: Type.Optional(BackendTlsSchema),
   },
   {
     additionalProperties: false,
-    ...cel({
-      rule: 'has(self.service) != has(self.urls)',
-      message: 'exactly one of service or urls must be set',
-    }),
+    ...cel(
+      {
+        rule: 'has(self.service) != has(self.urls)',
+        message: 'exactly one of service or urls must be set',
+      },
+      {
+        rule: "!has(self.tls) || !has(self.urls) || self.urls.all(u, u.startsWith('https://'))",
+        message: 'tls applies to https:// URLs only',
+        fieldPath: '.tls',
+      },
+    ),
   },
 );
 

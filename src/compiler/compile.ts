@@ -30,8 +30,10 @@ import {
 import { comparePrecedence, compareText, matchIdentity, type RankedMatch } from './precedence.ts';
 import { placePolicies } from './rate-limits.ts';
 import { buildRouteModel, type RouteModel, type RuleModel } from './route-model.ts';
+import { indexSecrets, type SecretIndex } from './secrets.ts';
 import type { ResourceStatus } from './status-types.ts';
 import { parseByteSize, parseDurationMs } from './units.ts';
+import { resolveUpstreamTls } from './upstream-tls.ts';
 import { normaliseWeights } from './weights.ts';
 
 export type { ResourceStatus } from './status-types.ts';
@@ -85,6 +87,7 @@ export function compile(state: ClusterState): CompileResult {
   });
 
   const index = indexEndpoints(list(state?.services), list(state?.endpointSlices));
+  const secretIndex = indexSecrets(list(state?.secrets));
   const reports = new Map<string, RouteReport>();
   const ranked: RankedMatch[] = [];
   const sortedRoutes = [...routes.values()].sort((a, b) => compareText(a.key, b.key));
@@ -150,6 +153,7 @@ export function compile(state: ClusterState): CompileResult {
         route,
         rule,
         index,
+        secretIndex,
         resolutions,
         inTable ? endpoints : {},
         reports.get(route.key)!,
@@ -186,6 +190,7 @@ function compileRule(
   route: RouteModel,
   rule: RuleModel,
   index: EndpointIndex,
+  secrets: SecretIndex,
   resolutions: Map<string, Resolution>,
   endpoints: Record<string, EndpointsPart>,
   report: RouteReport,
@@ -211,6 +216,20 @@ function compileRule(
     }
     const out: CompiledBackend = { name: b.name, weight: b.weight, endpoints: key, protocol: b.protocol };
     if (b.modelRevision !== undefined) out.modelRevision = b.modelRevision;
+    if (b.tls) {
+      const defaultName = b.service
+        ? `${b.service.name}.${route.namespace}.svc`
+        : new URL(b.urls![0]!).hostname;
+      const tls = resolveUpstreamTls(b.tls, defaultName, route.namespace, secrets);
+      if (tls.ok) out.tls = tls.tls;
+      else {
+        out.unavailable = tls.message;
+        report.refProblems.push([
+          tls.reason,
+          `spec.rules[${rule.index}].backends[${bi}].tls: ${tls.message}`,
+        ]);
+      }
+    }
     return out;
   });
 

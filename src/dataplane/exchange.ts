@@ -81,6 +81,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private attemptOpen = false;
   private isRetry = false;
   private streaming = false;
+  /** The client's Host (HTTP/1) or :authority (HTTP/2). */
+  private authority: string | undefined;
   /** Where response bytes go: the client response, or a compressor in front of it. */
   private sink: Writable | undefined;
 
@@ -204,10 +206,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     const trace = traceparentFor(req.headers.traceparent);
     this.traceId = trace.traceId;
+    this.authority = req.headers.host ?? (req.headers[':authority'] as string | undefined);
     const headers = upstreamRequestHeaders(req.headers, {
       clientAddress: req.socket.remoteAddress ?? '',
       proto: proxy.proto,
-      host: req.headers.host,
+      host: this.authority,
       requestId: this.requestId,
       traceparent: trace.header,
       upstreamHost: undefined,
@@ -327,7 +330,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const headers = this.headers!;
     const info = proxy.endpoints.lookup(endpoint.id);
     if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
-    else if (req.headers.host !== undefined) headers.host = req.headers.host;
+    else if (this.authority !== undefined) headers.host = this.authority;
     endpoint.inFlight++;
     rule!.inFlight.value++;
     if (this.isRetry) rule!.retries.active++;
@@ -460,7 +463,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.res.writeHead(statusCode, out);
     // node:http holds the head back to send it with the first body chunk. For an event stream the
     // first event may be a long prefill away, and the client should know the request got through.
-    if (eventStream) this.res.flushHeaders();
+    if (eventStream && typeof this.res.flushHeaders === 'function') this.res.flushHeaders();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -478,7 +481,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     _controller: Dispatcher.DispatchController,
     trailers: Record<string, string | string[] | undefined>,
   ): void {
-    if (trailers && this.res.chunkedEncoding) {
+    // Trailers (gRPC's grpc-status) travel in HTTP/2 responses, or chunked HTTP/1.1 ones.
+    if (trailers && (this.res.chunkedEncoding || isHttp2(this.res))) {
       for (const _ in trailers) {
         this.res.addTrailers(trailers as Record<string, string>);
         break;
@@ -562,6 +566,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     proxy.record(this);
   }
+}
+
+/** True for node:http2's compatibility response (it has a `stream`). */
+function isHttp2(res: ServerResponse): boolean {
+  return (res as unknown as { stream?: unknown }).stream !== undefined;
 }
 
 /** Which `retryOn` condition an upstream failure is. */

@@ -1,11 +1,20 @@
 /**
- * The public listener: a bare node:http server whose request handler is the proxy. Requests the
- * HTTP parser refuses (a bad Content-Length, Content-Length together with Transfer-Encoding,
- * oversized headers) never reach a route or an upstream: they get a JSON error and the connection
- * is closed.
+ * The public listener. One TCP port speaks HTTP/1.1 and cleartext HTTP/2 with prior knowledge (what
+ * gRPC clients use without TLS): the first bytes of a connection tell which, and the connection is
+ * handed to a bare node:http or node:http2 server whose request handler is the proxy.
+ *
+ * Requests the HTTP/1 parser refuses (a bad Content-Length, Content-Length together with
+ * Transfer-Encoding, oversized headers) never reach a route or an upstream: they get a JSON error
+ * and the connection is closed.
  */
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttp2Server, type Http2Server, type ServerHttp2Session } from 'node:http2';
+import {
+  type AddressInfo,
+  createServer as createNetServer,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import { Errors, errorBody } from './errors.ts';
 import type { GatewayProxy } from './proxy.ts';
 import { requestIdFor } from './upstream/headers.ts';
@@ -22,24 +31,30 @@ export interface ListenOptions {
 }
 
 export interface Listener {
-  readonly server: Server;
+  readonly server: NetServer;
+  readonly http1: HttpServer;
+  readonly http2: Http2Server;
   readonly address: AddressInfo;
   /** `http://host:port`, with IPv6 in brackets. */
   readonly url: string;
   close(): Promise<void>;
   /**
-   * Graceful stop: no new connections, idle keep-alive connections closed, requests and streams
-   * in flight run to their end; whatever is still open after `timeoutMs` is cut.
+   * Graceful stop: no new connections, idle keep-alive connections closed, HTTP/2 sessions told to
+   * go away, requests and streams in flight run to their end; whatever is still open after
+   * `timeoutMs` is cut.
    */
   drain(timeoutMs: number): Promise<{ forced: boolean }>;
 }
+
+/** The HTTP/2 connection preface (RFC 9113 §3.4). */
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 function rawError(status: number, reason: string, body: string): string {
   return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }
 
 export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<Listener> {
-  const server = createServer(
+  const http1 = createHttpServer(
     {
       maxHeaderSize: opts.maxHeaderBytes ?? 32 * 1024,
       headersTimeout: opts.headersTimeoutMs ?? 30_000,
@@ -51,7 +66,10 @@ export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<
     },
     proxy.handle,
   );
-  server.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
+  // The HTTP/1 server never listens itself (connections are handed to it), so start the
+  // connection tracking that enforces headersTimeout the way listening would.
+  http1.emit('listening');
+  http1.on('clientError', (err: Error & { code?: string }, socket: Socket) => {
     if (!socket.writable || err.code === 'ECONNRESET') {
       socket.destroy();
       return;
@@ -62,6 +80,23 @@ export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<
     const reason = e.status === 431 ? 'Request Header Fields Too Large' : 'Bad Request';
     socket.end(rawError(e.status, reason, errorBody(e, id, `${e.message} (${err.code ?? 'parse error'})`)));
   });
+
+  const http2 = createHttp2Server({ maxSendHeaderBlockLength: opts.maxHeaderBytes ?? 32 * 1024 });
+  http2.on('request', proxy.handle as unknown as Parameters<Http2Server['on']>[1]);
+  const sessions = new Set<ServerHttp2Session>();
+  http2.on('session', (s: ServerHttp2Session) => {
+    sessions.add(s);
+    s.once('close', () => sessions.delete(s));
+  });
+  // A session error (bad frames) ends that session, never the process.
+  http2.on('sessionError', () => {});
+
+  const sockets = new Set<Socket>();
+  const server = createNetServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    sniff(socket, http1, http2);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.address, () => {
@@ -71,30 +106,67 @@ export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  const stopAccepting = () => new Promise<void>((resolve) => server.close(() => resolve()));
   return {
     server,
+    http1,
+    http2,
     address,
     url: `http://${host}:${address.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
+    close: async () => {
+      const closed = stopAccepting();
+      http1.closeAllConnections();
+      for (const s of sessions) s.destroy();
+      for (const s of sockets) s.destroy();
+      await closed;
+    },
     drain: (timeoutMs) =>
       new Promise((resolve) => {
         let forced = false;
+        let finish: () => void = () => {};
         const deadline = setTimeout(() => {
           forced = true;
-          server.closeAllConnections();
+          for (const s of sockets) s.destroy();
         }, timeoutMs);
-        // A connection that finishes its request while draining would otherwise idle in keep-alive.
-        const closeIdle = setInterval(() => server.closeIdleConnections(), 250);
-        server.close(() => {
+        // A connection that finishes its last request while draining would otherwise idle in
+        // keep-alive until its timeout.
+        const closeIdle = setInterval(() => http1.closeIdleConnections(), 250);
+        finish = () => {
+          if (sockets.size > 0) return;
           clearTimeout(deadline);
           clearInterval(closeIdle);
           resolve({ forced });
-        });
-        server.closeIdleConnections();
+        };
+        void stopAccepting();
+        http1.closeIdleConnections();
+        for (const s of sessions) s.close();
+        for (const s of sockets) s.once('close', finish);
+        finish();
       }),
   };
+}
+
+/**
+ * Reads just enough of a new connection to tell HTTP/2 prior knowledge from HTTP/1.x, puts the
+ * bytes back, and hands the socket to the right server.
+ */
+function sniff(socket: Socket, http1: HttpServer, http2: Http2Server): void {
+  let seen: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer) => {
+    seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+    const n = Math.min(seen.length, PREFACE.length);
+    const isH2 = seen.subarray(0, n).equals(PREFACE.subarray(0, n));
+    if (isH2 && seen.length < PREFACE.length) return; // could still be the preface: read more
+    socket.off('data', onData);
+    socket.off('error', onError);
+    socket.pause();
+    socket.unshift(seen);
+    (isH2 ? http2 : http1).emit('connection', socket);
+    // The server attached its own reader; let the bytes put back (and the rest) flow to it.
+    socket.resume();
+  };
+  const onError = () => socket.destroy();
+  socket.on('data', onData);
+  socket.on('error', onError);
 }

@@ -101,6 +101,19 @@ export interface CompiledRule {
   canary?: CompiledCanary;
 }
 
+/** TLS to an upstream, with the PEM material resolved from Secrets. */
+export interface CompiledUpstreamTls {
+  /** SNI and the name the upstream certificate must carry. */
+  serverName: string;
+  /** CA bundle (PEM); absent: the system CAs. */
+  caPem?: string;
+  /** Client certificate chain (PEM) for mutual TLS. */
+  certificatePem?: string;
+  /** Client private key (PEM). Redacted whenever the table is printed. */
+  privateKey?: string;
+  insecureSkipVerify: boolean;
+}
+
 export interface CompiledBackend {
   name: string;
   /** Normalised share: the weights of a rule sum to WEIGHT_TOTAL (or all are 0). */
@@ -109,6 +122,10 @@ export interface CompiledBackend {
   endpoints: string;
   protocol: BackendProtocol;
   modelRevision?: string;
+  /** TLS to the upstream (https URLs, or a Service spoken to over TLS). */
+  tls?: CompiledUpstreamTls;
+  /** Why this backend cannot serve (its TLS Secret is missing, say); it is treated as having no endpoint. */
+  unavailable?: string;
 }
 
 export interface CompiledCanary {

@@ -47,7 +47,8 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: Forward
   const out: OutgoingHeaders = {};
   const named = connectionNamed(incoming.connection);
   for (const name in incoming) {
-    if (HOP_BY_HOP.has(name) || named?.has(name)) continue;
+    // HTTP/2 pseudo-headers (`:path`, `:authority`…) describe this hop only.
+    if (HOP_BY_HOP.has(name) || named?.has(name) || name.charCodeAt(0) === 58) continue;
     const v = incoming[name];
     if (v !== undefined) out[name] = v;
   }
@@ -62,6 +63,7 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: Forward
   out['x-request-id'] = f.requestId;
   out.traceparent = f.traceparent;
   if (f.upstreamHost !== undefined) out.host = f.upstreamHost;
+  else if (out.host === undefined && f.host !== undefined) out.host = f.host; // HTTP/2: from :authority
   return out;
 }
 

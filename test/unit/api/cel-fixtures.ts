@@ -160,6 +160,25 @@ export const CEL_FIXTURES: CelFixture[] = [
   },
   {
     kind: 'ModelRoute',
+    rule: 'tls applies to https:// URLs only',
+    valid: [
+      backends({ name: 'hosted', urls: ['https://api.example.com'], tls: { serverName: 'api.example.com' } }),
+      backends(backend('in-cluster', { tls: { caSecretRef: { name: 'ca' } } })),
+    ],
+    invalid: [
+      {
+        resource: backends({
+          name: 'plain',
+          urls: ['https://a.example.com', 'http://b.example.com'],
+          tls: {},
+        }),
+        path: 'spec.rules[0].backends[0].tls',
+        message: 'tls applies to https:// URLs only',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
     rule: 'exactly one of service or urls must be set',
     valid: [
       backends(backend('in-cluster'), { name: 'external', urls: ['https://api.example.com'] }),
