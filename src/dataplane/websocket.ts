@@ -22,8 +22,9 @@
  * Closing: a WebSocket's close handshake travels inside the tunnel as ordinary frames; the tunnel
  * only mirrors TCP. A FIN from one side is passed on as a FIN to the other (half-close), so the
  * peer's last frames still get through; a socket error on one side destroys the other; when one
- * side is fully closed the other is ended and destroyed once its pending writes are flushed (or
- * after a short linger); no byte in either direction for `idleTimeoutMs` destroys both.
+ * side is fully closed the other is ended (pending writes flush first) and closes on its peer's
+ * FIN, or is cut after a short linger; no byte in either direction for `idleTimeoutMs` destroys
+ * both.
  */
 import { type ClientRequest, request as httpRequest, type IncomingMessage, STATUS_CODES } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -253,6 +254,9 @@ class Tunnel implements UpgradeHandle {
     client.on('error', this.onClientError);
     client.on('close', this.onClientClose);
     client.on('drain', this.onClientDrain);
+    // Read during the handshake too: that is how a client going away is noticed (early frames
+    // are kept for the upstream).
+    client.resume();
     if (client instanceof Socket) {
       // Server-level socket timeouts are for requests; the tunnel's idle timer governs from here.
       client.setTimeout(0);
@@ -462,9 +466,12 @@ class Tunnel implements UpgradeHandle {
 
   private readonly onClientData = (chunk: Buffer): void => {
     if (this.phase === 'open') {
+      const up = this.upstream!;
+      // Nowhere to go once the upstream is gone; dropping (not pausing) lets the FIN be read.
+      if (this.upstreamClosed || up.writableEnded) return;
       this.bytesIn += chunk.length;
       this.timer?.refresh();
-      if (!this.upstream!.write(chunk)) this.client.pause();
+      if (!up.write(chunk)) this.client.pause();
     } else if (this.phase === 'handshake') {
       // A client should wait for the 101; keep a little of what it sends early, refuse more.
       this.earlyBytes += chunk.length;
@@ -506,7 +513,7 @@ class Tunnel implements UpgradeHandle {
     this.clientClosed = true;
     if (this.phase === 'open') {
       this.note('client-closed');
-      if (!this.upstreamClosed) closeAfterFlush(this.upstream!);
+      if (!this.upstreamClosed) endAndLinger(this.upstream!);
       this.maybeFinish();
       return;
     }
@@ -522,11 +529,11 @@ class Tunnel implements UpgradeHandle {
   // --- upstream side (open tunnel) ----------------------------------------------------------
 
   private readonly onUpstreamData = (chunk: Buffer): void => {
+    const { client } = this;
+    // A client already gone cannot take it; its close ends the upstream.
+    if (this.clientClosed || client.writableEnded) return;
     this.bytesOut += chunk.length;
     this.timer?.refresh();
-    const { client } = this;
-    // A client already gone cannot take it; its close tears the upstream down.
-    if (client.writableEnded || client.destroyed) return;
     if (!client.write(chunk)) this.upstream!.pause();
   };
 
@@ -543,7 +550,7 @@ class Tunnel implements UpgradeHandle {
   private readonly onUpstreamClose = (): void => {
     this.upstreamClosed = true;
     this.note('upstream-closed');
-    if (!this.clientClosed) closeAfterFlush(this.client);
+    if (!this.clientClosed) endAndLinger(this.client);
     this.maybeFinish();
   };
 
@@ -615,19 +622,20 @@ function responseHead(
   requestId: string,
   upgraded: boolean,
 ): string {
-  let named: Set<string> | undefined;
+  // Headers the upstream's Connection header names are hop-by-hop too (Upgrade we set ourselves).
+  const named = new Set<string>();
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i]!.toLowerCase() !== 'connection') continue;
     for (const part of raw[i + 1]!.split(',')) {
       const n = part.trim().toLowerCase();
-      if (n !== '' && n !== 'upgrade') (named ??= new Set()).add(n);
+      if (n !== '' && n !== 'upgrade') named.add(n);
     }
   }
   let head = `${statusLine}\r\n${fixed}`;
   let hasId = false;
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (HOP_BY_HOP.has(lower) || named?.has(lower)) continue;
+    if (HOP_BY_HOP.has(lower) || named.has(lower)) continue;
     // A 1xx has no body, so no length (RFC 9110 §8.6).
     if (upgraded && lower === 'content-length') continue;
     if (lower === 'x-request-id') hasId = true;
@@ -639,15 +647,14 @@ function responseHead(
   return `${head}\r\n`;
 }
 
-/** Ends `socket` and destroys it once its writes are flushed, or after LINGER_MS regardless. */
-function closeAfterFlush(socket: Duplex): void {
+/**
+ * The other side of `socket` is gone: end it (its pending writes flush first) and keep reading, so
+ * the peer's FIN closes it; a peer that never sends one is cut after LINGER_MS.
+ */
+function endAndLinger(socket: Duplex): void {
   if (socket.destroyed) return;
-  if (socket.writableFinished) {
-    socket.destroy();
-    return;
-  }
-  socket.once('finish', () => socket.destroy());
-  socket.end();
+  if (!socket.writableEnded) socket.end();
+  socket.resume();
   linger(socket);
 }
 
