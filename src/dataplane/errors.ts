@@ -31,6 +31,7 @@ export const Errors = {
   UpstreamConnectFailed: def('MG_UPSTREAM_CONNECT_FAILED', 502, 'could not connect to the upstream'),
   UpstreamReset: def('MG_UPSTREAM_RESET', 502, 'the upstream closed the connection before answering'),
   UpstreamProtocolError: def('MG_UPSTREAM_PROTOCOL_ERROR', 502, 'the upstream sent an invalid response'),
+  UpstreamTlsError: def('MG_UPSTREAM_TLS_ERROR', 502, 'the TLS handshake with the upstream failed'),
   NoHealthyUpstream: def('MG_NO_HEALTHY_UPSTREAM', 503, 'no healthy upstream endpoint is available'),
   NotReady: def('MG_NOT_READY', 503, 'the gateway has no routing table yet'),
   UpstreamTimeout: def('MG_UPSTREAM_TIMEOUT', 504, 'the upstream did not answer in time'),

@@ -339,7 +339,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.controller = undefined;
     this.sentAt = proxy.now();
     const t = rule!.compiled.timeouts;
-    proxy.pools.get(endpoint.id, rule!.pool).dispatch(
+    proxy.pools.get(endpoint.id, backend.pool).dispatch(
       {
         path: this.path + this.query,
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
@@ -355,10 +355,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private pickEndpoint(backend: RuntimeBackend): EndpointState | undefined {
     const hashOn = this.rule!.compiled.loadBalancing.hashOn;
     const ctx = hashOn ? { hashKey: hashKeyOf(this.req, hashOn) } : NO_HASH;
-    let ep = backend.readyBalancer.pick(ctx) ?? backend.drainingBalancer.pick(ctx);
+    let ep = backend.balancer.pick(ctx) ?? backend.drainingBalancer.pick(ctx);
     // A retry goes elsewhere when it can: a few more picks, then take what there is.
     for (let i = 0; i < 4 && ep && this.tried?.includes(ep.id); i++) {
-      ep = backend.readyBalancer.pick(NO_HASH) ?? ep;
+      ep = backend.balancer.pick(NO_HASH) ?? ep;
     }
     return ep;
   }

@@ -15,6 +15,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { AccessLog } from '../observability/access-log.ts';
 import { createLogger } from '../observability/logger.ts';
+import { CallbackFamily } from '../observability/metric-families.ts';
 import { ProxyMetrics } from '../observability/proxy-metrics.ts';
 import { type RoutingTable, TABLE_SCHEMA_VERSION } from '../routing-table/types.ts';
 import type { Clock, EndpointState, Random } from './balancers/index.ts';
@@ -22,6 +23,7 @@ import { EndpointRegistry } from './endpoint-registry.ts';
 import { type ErrorDefinition, sendError } from './errors.ts';
 import { Exchange } from './exchange.ts';
 import type { FilterFactory } from './filters/filter.ts';
+import { EndpointHealth } from './health/endpoint-health.ts';
 import { type RuntimeBackend, type RuntimeRule, RuntimeTable } from './runtime-table.ts';
 import { PoolRegistry } from './upstream/pools.ts';
 
@@ -36,6 +38,8 @@ export interface ProxyOptions {
   now?: Clock;
   /** Scheme of the listener, for x-forwarded-proto. */
   proto?: 'http' | 'https';
+  /** Endpoint health (tests inject one with fake timers and probes). */
+  health?: EndpointHealth;
 }
 
 export type ApplyResult = { ok: true } | { ok: false; reason: string };
@@ -44,6 +48,8 @@ export class GatewayProxy {
   readonly metrics: ProxyMetrics;
   readonly logger: Logger;
   readonly endpoints = new EndpointRegistry();
+  /** Active health checks and outlier ejection; shared by all tables, like endpoint state. */
+  readonly health: EndpointHealth;
   readonly pools = new PoolRegistry();
   private readonly accessLog: AccessLog;
   private readonly filters: readonly FilterFactory[];
@@ -64,6 +70,61 @@ export class GatewayProxy {
     this.filters = opts.filters ?? [];
     this.now = opts.now ?? (() => performance.now());
     this.proto = opts.proto ?? 'http';
+    this.health =
+      opts.health ??
+      new EndpointHealth({
+        onChange: (origin, available) => {
+          this.current?.availabilityChanged(origin);
+          this.logger.warn(
+            { endpoint: origin, available },
+            available ? 'endpoint back in service' : 'endpoint taken out of service',
+          );
+        },
+        now: this.now,
+        random: this.random,
+      });
+    this.registerHealthMetrics();
+  }
+
+  private registerHealthMetrics(): void {
+    const h = this.health;
+    const m = this.metrics;
+    m.registerCallback(
+      new CallbackFamily(
+        'modelgate_endpoints_unavailable',
+        'Endpoints out of service (failing checks or ejected).',
+        'gauge',
+        () => [[{}, h.unavailableOrigins().length]],
+      ),
+    );
+    m.registerCallback(
+      new CallbackFamily(
+        'modelgate_outlier_ejections_total',
+        'Endpoints ejected by outlier detection, by cause.',
+        'counter',
+        () => Object.entries(h.outliers.stats.ejections).map(([reason, n]) => [{ reason }, n]),
+      ),
+    );
+    m.registerCallback(
+      new CallbackFamily('modelgate_outlier_ejections_active', 'Endpoints ejected now.', 'gauge', () => [
+        [{}, h.outliers.activeEjections],
+      ]),
+    );
+    m.registerCallback(
+      new CallbackFamily(
+        'modelgate_health_checks_total',
+        'Active health-check probes, by result.',
+        'counter',
+        () => {
+          const s = h.checker.stats;
+          return [
+            [{ result: 'pass' }, s.pass],
+            [{ result: 'fail' }, s.fail],
+            [{ result: 'timeout' }, s.timeout],
+          ];
+        },
+      ),
+    );
   }
 
   get table(): RuntimeTable | undefined {
@@ -84,6 +145,7 @@ export class GatewayProxy {
     try {
       runtime = new RuntimeTable(table, version, {
         endpoints: this.endpoints,
+        health: this.health,
         pools: this.pools,
         metrics: this.metrics,
         filters: this.filters,
@@ -98,6 +160,8 @@ export class GatewayProxy {
     // Pools and endpoint state of endpoints that left are dropped; in-flight requests on them finish.
     this.pools.retain(runtime.poolKeys);
     this.endpoints.retain(runtime.origins);
+    this.health.checker.sync(runtime.healthTargets);
+    this.health.retain(runtime.origins);
     this.metrics.pruneRoutes(new Set(table.routes.rules.map((r) => r.route)));
     this.metrics.tableApplied(table.hash, version, Date.now() / 1000);
     this.logger.info(
@@ -120,6 +184,7 @@ export class GatewayProxy {
   };
 
   async close(): Promise<void> {
+    this.health.close();
     await this.pools.close();
   }
 
@@ -136,11 +201,13 @@ export class GatewayProxy {
    * Passive health: how an attempt went on an endpoint. Outlier detection plugs in here.
    */
   endpointOutcome(
-    _endpoint: EndpointState,
-    _backend: RuntimeBackend,
+    endpoint: EndpointState,
+    backend: RuntimeBackend,
     _rule: RuntimeRule,
-    _outcome: 'success' | 'error' | 'connect-failure' | 'timeout',
-  ): void {}
+    outcome: 'success' | 'error' | 'connect-failure' | 'timeout',
+  ): void {
+    if (backend.outlierGroup) this.health.outliers.record(endpoint.id, outcome, backend.outlierGroup);
+  }
 
   record(ex: Exchange): void {
     const rule = ex.rule?.compiled;

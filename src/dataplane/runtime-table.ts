@@ -7,7 +7,12 @@
 
 import type { CounterCell, HistogramCell } from '../observability/metric-families.ts';
 import { CODE_CLASSES, type ProxyMetrics } from '../observability/proxy-metrics.ts';
-import type { CompiledRule, RoutingTable } from '../routing-table/types.ts';
+import type {
+  CompiledBackend,
+  CompiledRule,
+  LoadBalancingAlgorithm,
+  RoutingTable,
+} from '../routing-table/types.ts';
 import {
   type Balancer,
   type Clock,
@@ -17,8 +22,11 @@ import {
 } from './balancers/index.ts';
 import type { EndpointRegistry } from './endpoint-registry.ts';
 import { buildChain, type FilterChain, type FilterFactory } from './filters/filter.ts';
+import type { HealthTarget } from './health/active-checker.ts';
+import type { EndpointHealth } from './health/endpoint-health.ts';
+import { OutlierGroup } from './health/outlier-detector.ts';
 import { Router } from './router/router.ts';
-import { endpointOrigin, type PoolRegistry, type PoolSettings } from './upstream/pools.ts';
+import { endpointOrigin, type PoolRegistry, type PoolSettings, poolSettings } from './upstream/pools.ts';
 
 export interface RuntimeBackend {
   readonly name: string;
@@ -26,12 +34,17 @@ export interface RuntimeBackend {
   readonly weight: number;
   readonly protocol: string;
   readonly modelRevision: string | undefined;
-  /** Endpoints taking new requests. */
+  /** Endpoints taking new requests (whether or not health lets them, see `balancer`). */
   readonly ready: readonly EndpointState[];
-  /** Terminating endpoints; used only when none is ready (as kube-proxy does). */
+  /** Terminating endpoints; used only when no ready one is available (as kube-proxy does). */
   readonly draining: readonly EndpointState[];
-  readonly readyBalancer: Balancer;
-  readonly drainingBalancer: Balancer;
+  /** Over the available ready endpoints; rebuilt when health changes. */
+  balancer: Balancer;
+  /** Over the available draining endpoints. */
+  drainingBalancer: Balancer;
+  readonly pool: PoolSettings;
+  /** Passive health group, when the rule has outlier detection. */
+  readonly outlierGroup: OutlierGroup | undefined;
   readonly duration: HistogramCell;
   readonly ttfb: HistogramCell;
   /** Request counters by [modelIndex * 5 + codeClass], bound on first use. */
@@ -45,7 +58,6 @@ export interface RuntimeRule {
   readonly cumulative: Int32Array;
   readonly totalWeight: number;
   readonly filters: FilterChain | undefined;
-  readonly pool: PoolSettings;
   readonly inFlight: CounterCell;
   /** The backend used when the chosen one has no endpoint to serve with. */
   readonly fallback: RuntimeBackend | undefined;
@@ -82,12 +94,17 @@ export interface RetryState {
 
 export interface RuntimeDeps {
   endpoints: EndpointRegistry;
+  /** Which endpoints may get new requests (active checks and outlier ejection). */
+  health: EndpointHealth;
   pools: PoolRegistry;
   metrics: ProxyMetrics;
   filters: readonly FilterFactory[];
   random: Random;
   now: Clock;
 }
+
+/** The balancer of a backend with nothing to balance over. */
+const EMPTY_BALANCER: Balancer = { pick: () => undefined };
 
 /** Model label index 0 = route does not read the model, 1 = a model nobody configured. */
 export const MODEL_LABEL_NONE = 0;
@@ -104,12 +121,21 @@ export class RuntimeTable {
   /** Endpoint origins and pool keys this table uses (for the registries' retain). */
   readonly origins = new Set<string>();
   readonly poolKeys = new Set<string>();
+  /** Active health checks this table asks for. */
+  readonly healthTargets: HealthTarget[] = [];
+  /** Backends by endpoint origin, to rebuild just the affected balancers when health changes. */
+  private readonly backendsByOrigin = new Map<string, RuntimeBackend[]>();
+  private readonly balancerOptions: { random: Random; now: Clock };
+  private readonly algorithms = new Map<RuntimeBackend, LoadBalancingAlgorithm>();
+  private readonly health: EndpointHealth;
   private readonly metrics: ProxyMetrics;
 
   constructor(table: RoutingTable, version: string, deps: RuntimeDeps) {
     this.table = table;
     this.version = version;
     this.metrics = deps.metrics;
+    this.health = deps.health;
+    this.balancerOptions = { random: deps.random, now: deps.now };
     this.modelLabels = ['', 'other', ...table.routes.models];
     this.modelIndex = new Map(this.modelLabels.map((m, i) => [m, i]));
     for (const rule of table.routes.rules) this.rules.set(rule.id, this.buildRule(rule, deps));
@@ -117,33 +143,7 @@ export class RuntimeTable {
   }
 
   private buildRule(rule: CompiledRule, deps: RuntimeDeps): RuntimeRule {
-    const pool: PoolSettings = { connectTimeoutMs: rule.timeouts.connectMs };
-    const opts = { random: deps.random, now: deps.now };
-    const backends: RuntimeBackend[] = rule.backends.map((b) => {
-      const ready: EndpointState[] = [];
-      const draining: EndpointState[] = [];
-      for (const e of this.table.endpoints[b.endpoints]?.endpoints ?? []) {
-        const origin = endpointOrigin(e);
-        this.origins.add(origin);
-        this.poolKeys.add(deps.pools.keyOf(origin, pool));
-        const info = deps.endpoints.get(origin, e.address, e.port, e.scheme);
-        (e.state === 'ready' ? ready : draining).push(info.state);
-      }
-      const labels = [rule.route, b.name];
-      return {
-        name: b.name,
-        weight: b.weight,
-        protocol: b.protocol,
-        modelRevision: b.modelRevision,
-        ready,
-        draining,
-        readyBalancer: createBalancer(rule.loadBalancing.algorithm, ready, opts),
-        drainingBalancer: createBalancer('LeastRequest', draining, opts),
-        duration: deps.metrics.duration.child(labels),
-        ttfb: deps.metrics.ttfb.child(labels),
-        requestCells: [],
-      };
-    });
+    const backends: RuntimeBackend[] = rule.backends.map((b) => this.buildBackend(rule, b, deps));
     const cumulative = new Int32Array(backends.length);
     let total = 0;
     backends.forEach((b, i) => {
@@ -157,7 +157,6 @@ export class RuntimeTable {
       cumulative,
       totalWeight: total,
       filters: buildChain(deps.filters, rule, this.table),
-      pool,
       inFlight: m.inFlight.child([rule.route]),
       fallback:
         rule.fallbackBackend === undefined
@@ -172,6 +171,75 @@ export class RuntimeTable {
       clientAborts: new LazyCell(() => m.clientAborts.child([rule.route])),
       activeStreams: new LazyCell(() => m.activeStreams.child([rule.route])),
     };
+  }
+
+  private buildBackend(rule: CompiledRule, b: CompiledBackend, deps: RuntimeDeps): RuntimeBackend {
+    // A Service spoken to over TLS: same endpoints, https scheme.
+    const scheme = b.tls ? 'https' : undefined;
+    const pool = poolSettings(rule.timeouts.connectMs, b.protocol !== 'HTTP' && !b.tls, b.tls);
+    const ready: EndpointState[] = [];
+    const draining: EndpointState[] = [];
+    const part = b.unavailable === undefined ? this.table.endpoints[b.endpoints] : undefined;
+    for (const e of part?.endpoints ?? []) {
+      const origin = endpointOrigin({ ...e, scheme: scheme ?? e.scheme });
+      this.origins.add(origin);
+      this.poolKeys.add(deps.pools.keyOf(origin, pool));
+      const info = deps.endpoints.get(origin, e.address, e.port, scheme ?? e.scheme);
+      (e.state === 'ready' ? ready : draining).push(info.state);
+      if (rule.healthCheck) this.healthTargets.push({ origin, ...rule.healthCheck });
+    }
+    const labels = [rule.route, b.name];
+    const o = rule.outlierDetection;
+    const backend: RuntimeBackend = {
+      name: b.name,
+      weight: b.weight,
+      protocol: b.protocol,
+      modelRevision: b.modelRevision,
+      ready,
+      draining,
+      balancer: EMPTY_BALANCER,
+      drainingBalancer: EMPTY_BALANCER,
+      pool,
+      outlierGroup: o
+        ? new OutlierGroup(
+            `${rule.id}/${b.name}`,
+            ready.map((e) => e.id),
+            {
+              consecutiveErrors: o.consecutiveErrors,
+              baseEjectionMs: o.baseEjectionMs,
+              maxEjectionMs: o.maxEjectionMs,
+              maxEjectionPercent: o.maxEjectionPercent,
+            },
+          )
+        : undefined,
+      duration: deps.metrics.duration.child(labels),
+      ttfb: deps.metrics.ttfb.child(labels),
+      requestCells: [],
+    };
+    this.algorithms.set(backend, rule.loadBalancing.algorithm);
+    for (const e of [...ready, ...draining]) {
+      const list = this.backendsByOrigin.get(e.id);
+      if (list) list.push(backend);
+      else this.backendsByOrigin.set(e.id, [backend]);
+    }
+    this.rebuild(backend);
+    return backend;
+  }
+
+  /** Balancers over the endpoints health allows now. */
+  private rebuild(backend: RuntimeBackend): void {
+    const algorithm = this.algorithms.get(backend)!;
+    backend.balancer = createBalancer(algorithm, this.health.available(backend.ready), this.balancerOptions);
+    backend.drainingBalancer = createBalancer(
+      'LeastRequest',
+      this.health.available(backend.draining),
+      this.balancerOptions,
+    );
+  }
+
+  /** Health changed for an endpoint: rebuild the balancers that include it. */
+  availabilityChanged(origin: string): void {
+    for (const backend of this.backendsByOrigin.get(origin) ?? []) this.rebuild(backend);
   }
 
   /** Weighted choice of a backend; undefined when every weight is zero. */

@@ -151,3 +151,37 @@ export class HistogramFamily extends Family<HistogramCell> {
     return { name: this.name, help: this.help, type: 'histogram', values, aggregator: 'sum' };
   }
 }
+
+/**
+ * A family whose values are read from elsewhere at scrape time (state the hot path keeps anyway,
+ * such as health-check statistics), so nothing is counted twice.
+ */
+export class CallbackFamily {
+  readonly aggregator = 'sum';
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge';
+  private readonly read: () => [Record<string, string>, number][];
+
+  constructor(
+    name: string,
+    help: string,
+    type: 'counter' | 'gauge',
+    read: () => [Record<string, string>, number][],
+  ) {
+    this.name = name;
+    this.help = help;
+    this.type = type;
+    this.read = read;
+  }
+
+  get(): PromMetric {
+    return {
+      name: this.name,
+      help: this.help,
+      type: this.type,
+      values: this.read().map(([labels, value]) => ({ labels, value })),
+      aggregator: 'sum',
+    };
+  }
+}

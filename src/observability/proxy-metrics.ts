@@ -4,7 +4,7 @@
  * or '' when the route does not look at the model; `code_class` is 1xx..5xx.
  */
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { CounterFamily, GaugeFamily, HistogramFamily } from './metric-families.ts';
+import { type CallbackFamily, CounterFamily, GaugeFamily, HistogramFamily } from './metric-families.ts';
 
 export const CODE_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const;
 
@@ -126,6 +126,11 @@ export class ProxyMetrics {
   pruneRoutes(routes: ReadonlySet<string>): void {
     const keep = (labels: Record<string, string>) => routes.has(labels.route ?? '');
     for (const f of this.byRoute) f.prune(keep);
+  }
+
+  /** Registers a family read at scrape time. */
+  registerCallback(f: CallbackFamily): void {
+    this.registry.registerMetric(f as unknown as Parameters<Registry['registerMetric']>[0]);
   }
 
   gatewayError(code: string): void {

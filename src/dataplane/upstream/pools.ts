@@ -1,12 +1,14 @@
 /**
- * Keep-alive connection pools, one per upstream endpoint, shared by every table that has the
- * endpoint. A table swap keeps the pools of endpoints that remain (warm connections survive a
- * weight edit) and closes the others gracefully: undici's close() lets in-flight requests finish.
+ * Keep-alive connection pools, one per upstream endpoint and connection settings, shared by every
+ * table that has them. A table swap keeps the pools of endpoints that remain (warm connections
+ * survive a weight edit) and closes the others gracefully: undici's close() lets in-flight requests
+ * finish.
  *
  * Upstream keep-alive is not optional: without it the cost per request doubles (see README).
  */
+import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
-import type { CompiledEndpoint } from '../../routing-table/types.ts';
+import type { CompiledEndpoint, CompiledUpstreamTls } from '../../routing-table/types.ts';
 
 export function endpointOrigin(e: Pick<CompiledEndpoint, 'scheme' | 'address' | 'port'>): string {
   const host = e.address.includes(':') ? `[${e.address}]` : e.address;
@@ -15,26 +17,52 @@ export function endpointOrigin(e: Pick<CompiledEndpoint, 'scheme' | 'address' | 
 
 export interface PoolSettings {
   connectTimeoutMs: number;
+  /** Cleartext HTTP/2 with prior knowledge (h2c and gRPC backends on http). */
+  h2c: boolean;
+  tls: CompiledUpstreamTls | undefined;
+  /** Identity of `tls` for pool keys (a hash computed once per table). */
+  tlsId: string;
+}
+
+export function poolSettings(
+  connectTimeoutMs: number,
+  h2c: boolean,
+  tls: CompiledUpstreamTls | undefined,
+): PoolSettings {
+  const tlsId = tls ? createHash('sha256').update(JSON.stringify(tls)).digest('hex').slice(0, 12) : '';
+  return { connectTimeoutMs, h2c, tls, tlsId };
 }
 
 export class PoolRegistry {
   private readonly pools = new Map<string, Pool>();
 
-  private static key(origin: string, s: PoolSettings): string {
-    return `${origin}|${s.connectTimeoutMs}`;
+  /** The key `retain` understands, for an origin and its settings. */
+  keyOf(origin: string, s: PoolSettings): string {
+    return `${origin}|${s.connectTimeoutMs}|${s.h2c ? 'h2c' : 'h1'}|${s.tlsId}`;
   }
 
   /** The pool for an origin, created on first use. */
   get(origin: string, settings: PoolSettings): Pool {
-    const key = PoolRegistry.key(origin, settings);
+    const key = this.keyOf(origin, settings);
     let pool = this.pools.get(key);
     if (!pool) {
+      const tls = settings.tls;
       pool = new Pool(origin, {
-        pipelining: 1,
-        connect: { timeout: settings.connectTimeoutMs },
+        connect: {
+          timeout: settings.connectTimeoutMs,
+          ...(tls && {
+            servername: tls.serverName,
+            ca: tls.caPem,
+            cert: tls.certificatePem,
+            key: tls.privateKey,
+            rejectUnauthorized: !tls.insecureSkipVerify,
+          }),
+        },
         // Inference requests can take minutes; undici's own timeouts are set per request.
         headersTimeout: 0,
         bodyTimeout: 0,
+        // HTTP/2 multiplexes; HTTP/1.1 upstreams get one request per connection at a time.
+        ...(settings.h2c ? { allowH2: true, useH2c: true, pipelining: 100 } : { pipelining: 1 }),
       });
       this.pools.set(key, pool);
     }
@@ -48,11 +76,6 @@ export class PoolRegistry {
       this.pools.delete(key);
       pool.close().catch(() => {});
     }
-  }
-
-  /** The key `retain` understands, for an origin and its settings. */
-  keyOf(origin: string, settings: PoolSettings): string {
-    return PoolRegistry.key(origin, settings);
   }
 
   get size(): number {

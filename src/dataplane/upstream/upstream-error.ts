@@ -37,6 +37,10 @@ export function classifyUpstreamError(err: Error & { code?: string }): UpstreamF
     case 'UND_ERR_DESTROYED':
       return { kind: 'reset', error: Errors.UpstreamReset };
     default:
+      // Certificate and handshake failures (ERR_TLS_*, UNABLE_TO_VERIFY_LEAF_SIGNATURE, …).
+      if (err.code !== undefined && /TLS|SSL|CERT|UNABLE_TO|SELF_SIGNED/.test(err.code)) {
+        return { kind: 'connect', error: Errors.UpstreamTlsError };
+      }
       return { kind: 'protocol', error: Errors.UpstreamProtocolError };
   }
 }
