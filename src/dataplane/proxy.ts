@@ -12,12 +12,13 @@
  * it to the end, so it sees the old table or the new one, never a mix.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { AccessLog } from '../observability/access-log.ts';
 import { createLogger } from '../observability/logger.ts';
 import { CallbackFamily } from '../observability/metric-families.ts';
 import { ProxyMetrics } from '../observability/proxy-metrics.ts';
-import { type RoutingTable, TABLE_SCHEMA_VERSION } from '../routing-table/types.ts';
+import { type CompiledRule, type RoutingTable, TABLE_SCHEMA_VERSION } from '../routing-table/types.ts';
 import type { Clock, EndpointState, Random } from './balancers/index.ts';
 import { EndpointRegistry } from './endpoint-registry.ts';
 import { type ErrorDefinition, sendError } from './errors.ts';
@@ -25,6 +26,7 @@ import { Exchange } from './exchange.ts';
 import type { FilterFactory } from './filters/filter.ts';
 import { EndpointHealth } from './health/endpoint-health.ts';
 import { type RuntimeBackend, type RuntimeRule, RuntimeTable } from './runtime-table.ts';
+import { handleUpgrade } from './upgrade.ts';
 import { PoolRegistry } from './upstream/pools.ts';
 
 export interface ProxyOptions {
@@ -175,6 +177,48 @@ export class GatewayProxy {
     this.metrics.tableRejected.child([]).value++;
     this.logger.error({ reason }, 'routing table rejected; keeping the previous one');
     return { ok: false, reason };
+  }
+
+  /** The node:http 'upgrade' listener (WebSockets). */
+  readonly handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    handleUpgrade(this, req, socket, head);
+  };
+
+  /** Access log for a WebSocket tunnel when it closes. */
+  recordUpgrade(u: {
+    requestId: string;
+    traceId: string;
+    method: string;
+    host: string;
+    path: string;
+    rule: CompiledRule;
+    backend: string;
+    endpoint: string;
+    status: number;
+    code: string;
+    durationMs: number;
+    bytesIn: number;
+    bytesOut: number;
+  }): void {
+    this.accessLog.record(u.rule.accessLog, {
+      requestId: u.requestId,
+      traceId: u.traceId,
+      method: u.method,
+      host: u.host,
+      path: u.path,
+      route: u.rule.route,
+      rule: u.rule.name,
+      backend: u.backend,
+      endpoint: u.endpoint,
+      model: '',
+      status: u.status,
+      code: u.code,
+      durationMs: round(u.durationMs),
+      ttfbMs: -1,
+      bytesIn: u.bytesIn,
+      bytesOut: u.bytesOut,
+      clientAborted: false,
+    });
   }
 
   /** The node:http request listener. */

@@ -18,6 +18,7 @@ import {
 import { Errors, errorBody } from './errors.ts';
 import type { GatewayProxy } from './proxy.ts';
 import { requestIdFor } from './upstream/headers.ts';
+import { isWebSocketUpgrade } from './websocket.ts';
 
 export interface ListenOptions {
   address: string;
@@ -63,9 +64,13 @@ export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<
       keepAliveTimeout: opts.keepAliveTimeoutMs ?? 65_000,
       // No request smuggling: never accept what the strict parser refuses.
       insecureHTTPParser: false,
+      // Only WebSocket upgrades leave the request path; `Upgrade: h2c` and others are served as
+      // plain requests (the upgrade is simply not taken).
+      shouldUpgradeCallback: isWebSocketUpgrade,
     },
     proxy.handle,
   );
+  http1.on('upgrade', proxy.handleUpgrade);
   // The HTTP/1 server never listens itself (connections are handed to it), so start the
   // connection tracking that enforces headersTimeout the way listening would.
   http1.emit('listening');

@@ -1,0 +1,159 @@
+/**
+ * WebSocket upgrades through the proxy: routed like any request (no body, so a model match uses
+ * the x-model header), filtered, balanced, then tunnelled by websocket.ts. Accounting mirrors
+ * Exchange: in-flight counts while the tunnel is open, passive health on the handshake result, a
+ * request counter and an access-log line when it closes.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Errors } from './errors.ts';
+import type { FilterContext } from './filters/filter.ts';
+import type { GatewayProxy } from './proxy.ts';
+import { normalizePath } from './request/normalize-path.ts';
+import { hostOf } from './router/router.ts';
+import { requestIdFor, traceparentFor, upstreamRequestHeaders } from './upstream/headers.ts';
+import { proxyUpgrade, rejectUpgradeWith } from './websocket.ts';
+
+export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const requestId = requestIdFor(req.headers['x-request-id']);
+  const started = proxy.now();
+  const refuse = (e: (typeof Errors)[keyof typeof Errors], message?: string) => {
+    proxy.metrics.gatewayError(e.code);
+    rejectUpgradeWith(socket, e, requestId, message);
+  };
+  const table = proxy.table;
+  if (!table || proxy.draining) {
+    refuse(Errors.NotReady);
+    return;
+  }
+  const target = normalizePath(req.url ?? '');
+  if (!target.ok) {
+    refuse(Errors.BadPath, `the request path is not valid: ${target.reason}`);
+    return;
+  }
+  const host = hostOf(req.headers.host);
+  const headerModel = typeof req.headers['x-model'] === 'string' ? req.headers['x-model'] : null;
+  const r = table.router.route({
+    host,
+    path: target.path,
+    query: target.query,
+    method: req.method ?? 'GET',
+    headers: req.headers,
+    model: headerModel,
+  });
+  if (r.kind !== 'matched') {
+    refuse(Errors.NoRoute);
+    return;
+  }
+  const rule = r.match.rule;
+  const trace = traceparentFor(req.headers.traceparent);
+  const headers = upstreamRequestHeaders(req.headers, {
+    clientAddress: req.socket.remoteAddress ?? '',
+    proto: proxy.proto,
+    host: req.headers.host,
+    requestId,
+    traceparent: trace.header,
+    upstreamHost: undefined,
+  });
+
+  const proceed = () => {
+    let backend = table.pickBackend(rule, proxy.random);
+    let endpoint = backend && (backend.balancer.pick({}) ?? backend.drainingBalancer.pick({}));
+    if (!endpoint && rule.fallback) {
+      backend = rule.fallback;
+      endpoint = backend.balancer.pick({}) ?? backend.drainingBalancer.pick({});
+    }
+    if (!backend || !endpoint) {
+      refuse(Errors.NoHealthyUpstream);
+      return;
+    }
+    const info = proxy.endpoints.lookup(endpoint.id);
+    if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
+    const tls = backend.pool.tls;
+    endpoint.inFlight++;
+    rule.inFlight.value++;
+    const ep = endpoint;
+    const be = backend;
+    const t = rule.compiled.timeouts;
+    proxyUpgrade(
+      req,
+      socket,
+      head,
+      {
+        origin: endpoint.id,
+        path: target.path + target.query,
+        headers,
+        idleTimeoutMs: t.idleMs,
+        connectTimeoutMs: t.connectMs,
+        requestId,
+        tls: tls && {
+          ca: tls.caPem,
+          servername: tls.serverName,
+          rejectUnauthorized: !tls.insecureSkipVerify,
+        },
+      },
+      {
+        onClose: (closed) => {
+          ep.inFlight--;
+          rule.inFlight.value--;
+          const outcome =
+            closed.status === 101
+              ? 'success'
+              : closed.failure === 'connect'
+                ? 'connect-failure'
+                : closed.failure === 'connect-timeout' || closed.failure === 'timeout'
+                  ? 'timeout'
+                  : 'error';
+          if (closed.status === 101 || closed.failure) proxy.endpointOutcome(ep, be, rule, outcome);
+          if (closed.code) proxy.metrics.gatewayError(closed.code);
+          table.requestCounter(
+            rule,
+            be,
+            table.modelLabelIndex(r.match.model?.label, undefined),
+            closed.status || 499,
+          ).value++;
+          proxy.recordUpgrade({
+            requestId,
+            traceId: trace.traceId,
+            method: req.method ?? 'GET',
+            host,
+            path: target.path,
+            rule: rule.compiled,
+            backend: be.name,
+            endpoint: ep.id,
+            status: closed.status,
+            code: closed.code ?? '',
+            durationMs: proxy.now() - started,
+            bytesIn: closed.bytesIn,
+            bytesOut: closed.bytesOut,
+          });
+        },
+      },
+    );
+  };
+
+  if (!rule.filters) {
+    proceed();
+    return;
+  }
+  const ctx: FilterContext = {
+    req,
+    res: undefined as unknown as FilterContext['res'],
+    requestId,
+    rule: rule.compiled,
+    model: headerModel ?? undefined,
+    upstreamHeaders: headers,
+    responseHeaders: undefined,
+  };
+  const settle = (o: Awaited<ReturnType<NonNullable<typeof rule.filters>>>) => {
+    if (o) {
+      proxy.metrics.gatewayError(o.error.code);
+      rejectUpgradeWith(socket, o.error, requestId, o.message);
+      return;
+    }
+    proceed();
+  };
+  const outcome = rule.filters(ctx);
+  if (outcome instanceof Promise) outcome.then(settle, () => refuse(Errors.Internal));
+  else settle(outcome);
+}
