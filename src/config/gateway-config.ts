@@ -103,6 +103,29 @@ export const GatewayConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    tracing: Type.Object(
+      {
+        otlpEndpoint: Type.Optional(
+          Str(2048, {
+            pattern: '^https?://',
+            description:
+              'OTLP/HTTP collector base URL (spans go to <endpoint>/v1/traces). Tracing is off when unset.',
+          }),
+        ),
+        sampleRatio: Type.Number({
+          minimum: 0,
+          maximum: 1,
+          default: 1,
+          description:
+            'Share of new traces sampled; a sampled incoming traceparent is always followed. Default 1.',
+        }),
+        serviceName: Str(253, {
+          default: 'modelgate',
+          description: 'service.name of the spans. Default modelgate.',
+        }),
+      },
+      { additionalProperties: false, default: {}, description: 'OpenTelemetry spans for the proxy hop.' },
+    ),
     stateDir: Str(4096, {
       default: './.modelgate',
       description: 'Where the proxy keeps its last accepted table and rollout state. Default ./.modelgate.',

@@ -10,6 +10,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { ATTR, type HopSpan, NOOP_TRACER } from '../observability/tracing.ts';
 import { type EndpointState, observeLatency } from './balancers/index.ts';
 import { declaredLength, hasBody, readBody } from './body.ts';
 import { chooseCoding, compressedHeaders, createCompressor } from './compression.ts';
@@ -39,6 +40,9 @@ const RETRY_ABORT = new Error('retrying on another endpoint');
 
 const NO_HASH = {};
 
+/** The span handle the no-op tracer gives out: shared, does nothing. */
+const NOOP_SPAN: HopSpan = NOOP_TRACER.startHop(undefined, { method: '', path: '' });
+
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly proxy: GatewayProxy;
   readonly req: IncomingMessage;
@@ -66,6 +70,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   bodyTooLarge = false;
   /** Upstream attempts made (1 + retries). */
   attempts = 0;
+  /** The OpenTelemetry span of this hop (a shared no-op when tracing is off). */
+  private span: HopSpan = NOOP_SPAN;
   private done = false;
   private controller: Dispatcher.DispatchController | undefined;
   private resumeUpstream: (() => void) | undefined;
@@ -110,6 +116,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.path = target.path;
     this.query = target.query;
     this.host = hostOf(req.headers.host ?? (req.headers[':authority'] as string | undefined));
+    if (proxy.tracer.enabled) {
+      this.span = proxy.tracer.startHop(headerString(req.headers.traceparent), {
+        method: req.method ?? 'GET',
+        path: this.path,
+        host: this.host,
+        scheme: proxy.proto,
+        clientAddress: req.socket.remoteAddress,
+      });
+    }
     const headerModel = typeof req.headers['x-model'] === 'string' ? req.headers['x-model'] : undefined;
     const routeReq: RouteRequest = {
       host: this.host,
@@ -204,8 +219,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
       proxy.fail(this, Errors.BodyTooLarge);
       return;
     }
-    const trace = traceparentFor(req.headers.traceparent);
+    // With tracing on, the upstream's parent is this hop's span; otherwise the client's context.
+    const fromSpan = this.span.traceparentForUpstream();
+    const trace = fromSpan
+      ? { header: fromSpan, traceId: this.span.traceId }
+      : traceparentFor(req.headers.traceparent);
     this.traceId = trace.traceId;
+    if (fromSpan) {
+      this.span.setAttribute(ATTR.route, rule.compiled.route);
+      this.span.setAttribute(ATTR.rule, rule.compiled.name);
+      if (this.model !== undefined) this.span.setAttribute(ATTR.model, this.model);
+    }
     this.authority = req.headers.host ?? (req.headers[':authority'] as string | undefined);
     const headers = upstreamRequestHeaders(req.headers, {
       clientAddress: req.socket.remoteAddress ?? '',
@@ -325,6 +349,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.endpoint = endpoint;
+    if (this.span !== NOOP_SPAN) {
+      this.span.setAttribute(ATTR.backend, backend.name);
+      this.span.setAttribute(ATTR.upstreamAddress, endpoint.id);
+      if (this.attempts > 0) this.span.setAttribute(ATTR.resendCount, this.attempts);
+    }
     this.tried ??= [];
     this.tried.push(endpoint.id);
     const headers = this.headers!;
@@ -564,6 +593,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       backend.duration.observe((now - this.startedAt) / 1000);
       if (this.firstByteAt > 0) backend.ttfb.observe((this.firstByteAt - this.sentAt) / 1000);
     }
+    this.span.end(this.status, this.code || (this.clientAborted ? 'client_aborted' : undefined));
     proxy.record(this);
   }
 }

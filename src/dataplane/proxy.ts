@@ -18,6 +18,7 @@ import { AccessLog } from '../observability/access-log.ts';
 import { createLogger } from '../observability/logger.ts';
 import { CallbackFamily } from '../observability/metric-families.ts';
 import { ProxyMetrics } from '../observability/proxy-metrics.ts';
+import { NOOP_TRACER, type Tracer } from '../observability/tracing.ts';
 import { type CompiledRule, type RoutingTable, TABLE_SCHEMA_VERSION } from '../routing-table/types.ts';
 import type { Clock, EndpointState, Random } from './balancers/index.ts';
 import { EndpointRegistry } from './endpoint-registry.ts';
@@ -42,6 +43,8 @@ export interface ProxyOptions {
   proto?: 'http' | 'https';
   /** Endpoint health (tests inject one with fake timers and probes). */
   health?: EndpointHealth;
+  /** OpenTelemetry spans for the proxy hop; off (a no-op) unless an OTLP endpoint is configured. */
+  tracer?: Tracer;
 }
 
 export type ApplyResult = { ok: true } | { ok: false; reason: string };
@@ -52,6 +55,7 @@ export class GatewayProxy {
   readonly endpoints = new EndpointRegistry();
   /** Active health checks and outlier ejection; shared by all tables, like endpoint state. */
   readonly health: EndpointHealth;
+  readonly tracer: Tracer;
   readonly pools = new PoolRegistry();
   private readonly accessLog: AccessLog;
   private readonly filters: readonly FilterFactory[];
@@ -72,6 +76,7 @@ export class GatewayProxy {
     this.filters = opts.filters ?? [];
     this.now = opts.now ?? (() => performance.now());
     this.proto = opts.proto ?? 'http';
+    this.tracer = opts.tracer ?? NOOP_TRACER;
     this.health =
       opts.health ??
       new EndpointHealth({
@@ -229,6 +234,7 @@ export class GatewayProxy {
 
   async close(): Promise<void> {
     this.health.close();
+    await this.tracer.shutdown();
     await this.pools.close();
   }
 

@@ -10,6 +10,7 @@ import { listenAdmin } from '../dataplane/admin.ts';
 import { GatewayProxy } from '../dataplane/proxy.ts';
 import { type Listener, listen } from '../dataplane/server.ts';
 import { createLogger } from '../observability/logger.ts';
+import { createTracer } from '../observability/tracing.ts';
 import { type FilesWatch, type LoadResult, watchFiles } from '../sources/files/index.ts';
 import { LastGood } from './last-good.ts';
 
@@ -20,6 +21,7 @@ export interface StandaloneOptions {
   logger?: Logger;
   /** Debounce of file events, ms (tests shorten it). */
   debounceMs?: number;
+  tracing?: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
 }
 
 export interface Standalone {
@@ -55,7 +57,13 @@ function programmed(statuses: ResourceStatus[], applied: boolean, version: strin
 
 export async function startStandalone(opts: StandaloneOptions): Promise<Standalone> {
   const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
-  const proxy = new GatewayProxy({ logger });
+  const tracer = createTracer({
+    endpoint: opts.tracing?.otlpEndpoint,
+    sampleRatio: opts.tracing?.sampleRatio,
+    serviceName: opts.tracing?.serviceName,
+    onError: (err) => logger.warn({ err: String(err) }, 'span export failed'),
+  });
+  const proxy = new GatewayProxy({ logger, tracer });
   const lastGood = new LastGood();
   let statuses: ResourceStatus[] = [];
   let generation = 0;

@@ -9,6 +9,7 @@ import type { FilterFactory } from '../../src/dataplane/filters/filter.ts';
 import { GatewayProxy } from '../../src/dataplane/proxy.ts';
 import { type Listener, listen } from '../../src/dataplane/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
+import type { Tracer } from '../../src/observability/tracing.ts';
 import type { RoutingTable } from '../../src/routing-table/types.ts';
 import { loadManifests } from '../../src/sources/files/load.ts';
 
@@ -30,7 +31,7 @@ export function compileYaml(yaml: string): RoutingTable {
 
 export async function startGateway(
   yaml: string,
-  opts: { seed?: number; filters?: FilterFactory[] } = {},
+  opts: { seed?: number; filters?: FilterFactory[]; tracer?: Tracer } = {},
 ): Promise<TestGateway> {
   const logs: Record<string, unknown>[] = [];
   const destination = new Writable({
@@ -44,6 +45,7 @@ export async function startGateway(
     logger,
     random: seededRandom(opts.seed ?? 1),
     filters: opts.filters ?? [],
+    tracer: opts.tracer,
   });
   let version = 0;
   const apply = (text: string) => {

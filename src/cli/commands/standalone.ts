@@ -20,6 +20,7 @@ Options:
   --admin HOST:PORT     admin listener: /healthz /readyz /config /config/dump /status /metrics
                         (default 127.0.0.1:9901)
   --config FILE         a GatewayConfig file (listeners, TLS, trusted proxies); flags win
+  --otlp-endpoint URL   export OpenTelemetry spans to this OTLP/HTTP collector (off by default)
   --drain-timeout DUR   on SIGTERM/SIGINT, how long in-flight requests and streams may take
                         to finish before they are cut (default 30s)
   -h, --help            show this help`;
@@ -33,6 +34,7 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
       admin: { type: 'string' },
       config: { type: 'string' },
       'drain-timeout': { type: 'string', default: '30s' },
+      'otlp-endpoint': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -62,7 +64,9 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
     throw new UsageError(`--drain-timeout ${drainText}: expected a duration like 30s`);
   const drainMs = parseDurationMs(drainText);
 
-  const gateway = await startStandalone({ paths: values.file, listen: listenAt, admin: adminAt });
+  const tracing = { ...config.tracing };
+  if (values['otlp-endpoint']) tracing.otlpEndpoint = values['otlp-endpoint'];
+  const gateway = await startStandalone({ paths: values.file, listen: listenAt, admin: adminAt, tracing });
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
