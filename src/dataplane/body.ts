@@ -8,10 +8,17 @@ export type BodyRead =
   | { ok: true; chunks: Buffer[]; size: number }
   | { ok: false; reason: 'too-large' | 'aborted' };
 
-/** True when the request carries a body (RFC 9112 §6.3: Content-Length or Transfer-Encoding). */
+/**
+ * True when the request carries a body: HTTP/1.1 says so with Content-Length or Transfer-Encoding
+ * (RFC 9112 §6.3); an HTTP/2 request has one unless its HEADERS frame ended the stream.
+ */
 export function hasBody(req: IncomingMessage): boolean {
   const cl = req.headers['content-length'];
-  return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined;
+  if (cl !== undefined) return cl !== '0';
+  if (req.httpVersionMajor === 2) {
+    return !(req as unknown as { stream: { endAfterHeaders: boolean } }).stream.endAfterHeaders;
+  }
+  return req.headers['transfer-encoding'] !== undefined;
 }
 
 /** Declared length, or -1 when chunked/absent. */

@@ -16,6 +16,7 @@ import { declaredLength, hasBody, readBody } from './body.ts';
 import { chooseCoding, compressedHeaders, createCompressor } from './compression.ts';
 import { Errors } from './errors.ts';
 import type { FilterContext, FilterOutcome } from './filters/filter.ts';
+import { GrpcStatus, grpcTimeoutMs, isGrpc, respondTrailersOnly } from './grpc.ts';
 import { answerModels } from './models-endpoint.ts';
 import type { GatewayProxy } from './proxy.ts';
 import { scanModel } from './request/model-field.ts';
@@ -294,6 +295,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.headers = headers;
     this.extraResponseHeaders = responseHeaders;
     this.res.on('close', this.onClientClose);
+    if (isGrpc(req)) this.startDeadline();
     if (body !== undefined) {
       this.replayBody = body.length > 0 ? body : null;
       this.chooseBackend(rule);
@@ -368,13 +370,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.controller = undefined;
     this.sentAt = proxy.now();
     const t = rule!.compiled.timeouts;
+    const deadline = this.deadlineMs;
     proxy.pools.get(endpoint.id, backend.pool).dispatch(
       {
         path: this.path + this.query,
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers,
         body: this.streamBody ?? this.replayBody,
-        headersTimeout: t.firstByteMs,
+        headersTimeout: deadline === undefined ? t.firstByteMs : Math.min(t.firstByteMs, deadline),
         bodyTimeout: t.idleMs,
       },
       this,
@@ -427,6 +430,31 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.firstByteAt = 0;
     this.attempt();
   }
+
+  /** A gRPC deadline in ms (`grpc-timeout`), when the client set one. */
+  private deadlineMs: number | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * gRPC deadlines bound the whole call, streams included, so they get one timer per call that
+   * sets one; the route's socket-level timeouts still apply underneath.
+   */
+  private startDeadline(): void {
+    const ms = grpcTimeoutMs(this.req.headers['grpc-timeout']);
+    if (ms === undefined) return;
+    this.deadlineMs = ms;
+    this.deadlineTimer = setTimeout(() => {
+      if (this.done) return;
+      this.deadlineExceeded = true;
+      if (this.controller) this.controller.abort(new Error('grpc deadline exceeded'));
+      else this.proxy.fail(this, Errors.UpstreamTimeout, 'the gRPC deadline passed');
+    }, ms);
+    this.deadlineTimer.unref();
+  }
+
+  private deadlineExceeded = false;
+  /** The response was a gRPC trailers-only answer, already complete. */
+  private trailersOnly = false;
 
   /** The client went away before the response ended: stop the upstream request (frees the GPU). */
   private readonly onClientClose = (): void => {
@@ -489,6 +517,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
       compressor.on('error', () => this.res.destroy());
       this.sink = compressor;
     }
+    if (headers['grpc-status'] !== undefined && isHttp2(this.res)) {
+      // A gRPC trailers-only answer (an error with no message): it must end in its HEADERS frame.
+      this.trailersOnly = true;
+      respondTrailersOnly(this.res, statusCode, out);
+      return;
+    }
     this.res.writeHead(statusCode, out);
     // node:http holds the head back to send it with the first body chunk. For an event stream the
     // first event may be a long prefill away, and the client should know the request got through.
@@ -518,7 +552,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
     }
     if (this.sink) this.sink.end();
-    else this.res.end();
+    else if (!this.trailersOnly) this.res.end();
     this.outcome('success');
     this.complete();
   }
@@ -530,6 +564,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.outcome('error');
       this.endAttempt();
       this.retry(String(this.status));
+      return;
+    }
+    if (this.deadlineExceeded) {
+      this.rule!.timeouts.counter('deadline').value++;
+      if (this.res.headersSent && isHttp2(this.res)) {
+        // Mid-stream: end the call with the deadline status in the trailers.
+        this.res.addTrailers({
+          'grpc-status': String(GrpcStatus.DEADLINE_EXCEEDED),
+          'grpc-message': 'deadline%20exceeded',
+        });
+        this.res.end();
+        this.complete();
+      } else this.proxy.fail(this, Errors.UpstreamTimeout, 'the gRPC deadline passed');
       return;
     }
     if (this.clientAborted) {
@@ -582,6 +629,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   complete(): void {
     if (this.done) return;
     this.done = true;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     const { proxy, rule, backend, endpoint, table } = this;
     const now = proxy.now();
     this.res.off('close', this.onClientClose);

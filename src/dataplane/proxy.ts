@@ -25,6 +25,7 @@ import { EndpointRegistry } from './endpoint-registry.ts';
 import { type ErrorDefinition, sendError } from './errors.ts';
 import { Exchange } from './exchange.ts';
 import type { FilterFactory } from './filters/filter.ts';
+import { isGrpc, sendGrpcError } from './grpc.ts';
 import { EndpointHealth } from './health/endpoint-health.ts';
 import { type RuntimeBackend, type RuntimeRule, RuntimeTable } from './runtime-table.ts';
 import { handleUpgrade } from './upgrade.ts';
@@ -243,7 +244,8 @@ export class GatewayProxy {
     this.metrics.gatewayError(e.code);
     ex.code = e.code;
     ex.status = e.status;
-    sendError(ex.res, e, ex.requestId, message, headers);
+    if (isGrpc(ex.req)) sendGrpcError(ex.res, e, ex.requestId, message);
+    else sendError(ex.res, e, ex.requestId, message, headers);
     ex.complete();
   }
 

@@ -167,9 +167,14 @@ function sniff(socket: Socket, http1: HttpServer, http2: Http2Server): void {
     socket.off('error', onError);
     socket.pause();
     socket.unshift(seen);
-    (isH2 ? http2 : http1).emit('connection', socket);
-    // The server attached its own reader; let the bytes put back (and the rest) flow to it.
-    socket.resume();
+    if (isH2) {
+      // node:http2 takes over the socket's handle and first drains what is buffered in JS.
+      http2.emit('connection', socket);
+    } else {
+      http1.emit('connection', socket);
+      // node:http reads through the JS stream: let the bytes put back (and the rest) flow to it.
+      socket.resume();
+    }
   };
   const onError = () => socket.destroy();
   socket.on('data', onData);

@@ -1,0 +1,111 @@
+/**
+ * gRPC at the proxy. gRPC rides on HTTP/2 and reports errors in `grpc-status` trailers with HTTP
+ * status 200, so the gateway's own errors are given in that form to gRPC clients (a JSON body would
+ * reach them as an opaque protocol error), and the `grpc-timeout` deadline is enforced.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ErrorDefinition } from './errors.ts';
+
+export function isGrpc(req: IncomingMessage): boolean {
+  const type = req.headers['content-type'];
+  return typeof type === 'string' && type.startsWith('application/grpc');
+}
+
+/** gRPC status codes (grpc/doc/statuscodes.md). */
+export const GrpcStatus = {
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  UNAUTHENTICATED: 16,
+} as const;
+
+/** The gRPC status for a gateway error, by its HTTP status. */
+export function grpcStatusFor(httpStatus: number): number {
+  switch (httpStatus) {
+    case 400:
+    case 413:
+    case 431:
+      return httpStatus === 400 ? GrpcStatus.INVALID_ARGUMENT : GrpcStatus.RESOURCE_EXHAUSTED;
+    case 401:
+      return GrpcStatus.UNAUTHENTICATED;
+    case 403:
+      return GrpcStatus.PERMISSION_DENIED;
+    case 404:
+      return GrpcStatus.UNIMPLEMENTED;
+    case 429:
+      return GrpcStatus.RESOURCE_EXHAUSTED;
+    case 502:
+    case 503:
+      return GrpcStatus.UNAVAILABLE;
+    case 504:
+      return GrpcStatus.DEADLINE_EXCEEDED;
+    default:
+      return httpStatus >= 500 ? GrpcStatus.INTERNAL : GrpcStatus.UNKNOWN;
+  }
+}
+
+interface Http2Stream {
+  respond(headers: Record<string, string | string[] | number>, options: { endStream: boolean }): void;
+}
+
+/** The HTTP/2 stream behind a node:http2 compatibility response, if it is one. */
+export function http2StreamOf(res: ServerResponse): Http2Stream | undefined {
+  return (res as unknown as { stream?: Http2Stream }).stream;
+}
+
+/**
+ * A trailers-only response: one HEADERS frame that carries the status and ends the stream, as
+ * gRPC requires when there is no message (node's compatibility API would send an extra empty DATA
+ * frame, which gRPC clients read as a call that ended without a status).
+ */
+export function respondTrailersOnly(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string | string[]>,
+): void {
+  const stream = http2StreamOf(res);
+  if (stream) {
+    stream.respond({ ...headers, ':status': status }, { endStream: true });
+    return;
+  }
+  res.writeHead(status, headers);
+  res.end();
+}
+
+/** A trailers-only gRPC response carrying the gateway error. */
+export function sendGrpcError(
+  res: ServerResponse,
+  e: ErrorDefinition,
+  requestId: string,
+  message = e.message,
+): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  respondTrailersOnly(res, 200, {
+    'content-type': 'application/grpc',
+    'grpc-status': String(grpcStatusFor(e.status)),
+    // grpc-message is percent-encoded (PROTOCOL-HTTP2.md).
+    'grpc-message': encodeURIComponent(`${e.code}: ${message}`),
+    'x-request-id': requestId,
+  });
+}
+
+const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** `grpc-timeout: 250m` → 250 (ms); undefined when absent or malformed. */
+export function grpcTimeoutMs(header: string | string[] | undefined): number | undefined {
+  if (typeof header !== 'string') return undefined;
+  const m = /^(\d{1,8})([HMSmun])$/.exec(header);
+  if (!m) return undefined;
+  return Math.max(1, Math.ceil(Number(m[1]) * UNIT_MS[m[2]!]!));
+}
