@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TLSSocket } from 'node:tls';
 import { after, before, test } from 'node:test';
+import type { TLSSocket } from 'node:tls';
 import { send } from '../../support/client.ts';
 import { route, startGateway, type TestGateway } from '../../support/gateway.ts';
 
@@ -15,10 +15,19 @@ const seen: { servername: string | false; clientCn: string | undefined }[] = [];
 
 before(async () => {
   upstream = createServer(
-    { key: pem('server.key'), cert: pem('server.crt'), ca: pem('ca.crt'), requestCert: true, rejectUnauthorized: true },
+    {
+      key: pem('server.key'),
+      cert: pem('server.crt'),
+      ca: pem('ca.crt'),
+      requestCert: true,
+      rejectUnauthorized: true,
+    },
     (req, res) => {
       const socket = req.socket as TLSSocket;
-      seen.push({ servername: socket.servername, clientCn: socket.getPeerCertificate().subject?.CN as string | undefined });
+      seen.push({
+        servername: socket.servername,
+        clientCn: socket.getPeerCertificate().subject?.CN as string | undefined,
+      });
       res.end('secure hello');
     },
   );
