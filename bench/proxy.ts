@@ -35,8 +35,9 @@
  *    distinct paths, static-URL backends all pointing at the upstream), run as tsc-built
  *    JavaScript (bench/lib/compiled.ts says why); RSS after the apply, then after a few thousand
  *    requests spread over the routes (which binds their metric cells), each also after a forced
- *    full GC; next to a fresh Node hello server and a fresh one-route gateway. RSS counts the
- *    node binary's shared pages (~50 MB); `anonymousMB` (smaps_rollup) is the process's own.
+ *    full GC; next to a fresh Node hello server, and a one-route gateway fresh and after the same
+ *    requests (load alone grows the V8 heap). RSS counts the node binary's shared pages (~50 MB);
+ *    `anonymousMB` (smaps_rollup) is the process's own.
  *
  * Shared machines: every load run records `otherLoad`, the CPU (in cores) that processes other
  * than the bench's used on the bench's cores meanwhile (bench/lib/procs.ts watchOtherLoad); a run
@@ -73,7 +74,7 @@ import {
   which,
 } from './lib/procs.ts';
 import { routerLookup } from './lib/router-lookup.ts';
-import { manyRoutesTable, oneRouteTable } from './lib/routes.ts';
+import { manyRoutesTable, oneRouteTable, type RouteTarget } from './lib/routes.ts';
 import { runWrk, type WrkResult, wrkVersion } from './lib/wrk.ts';
 
 const { values } = parseArgs({
@@ -462,39 +463,48 @@ const many = manyRoutesTable(MANY_ROUTES, upstream.url);
 const manyTable = `${dir}/many.json`;
 const manyJson = JSON.stringify(many.table);
 writeFileSync(manyTable, manyJson);
-const fresh = async (args: string[], nodeFlags: string[]) => {
-  const child = await startNodeChild({ args, cpu: PROXY_CPU, script: compiledChild, nodeFlags });
-  const m = await memoryOf(child);
-  await child.exit();
-  return m;
-};
-const nodeFloor = await fresh(['--mode', 'hello'], []);
-const oneRoute = await fresh(['--table', bareTable, '--log', '/dev/null'], GATEWAY_FLAGS);
-const manyChild = await startNodeChild({
-  args: ['--table', manyTable, '--log', '/dev/null'],
-  cpu: PROXY_CPU,
-  script: compiledChild,
-  nodeFlags: GATEWAY_FLAGS,
-});
+const startMemoryChild = (args: string[], nodeFlags: string[]) =>
+  startNodeChild({ args, cpu: PROXY_CPU, script: compiledChild, nodeFlags });
+
+/** SPREAD_REQUESTS GETs, 32 at a time, over `targets` (stride 7919: neighbours far apart). */
+async function spread(
+  url: string,
+  targets: readonly RouteTarget[],
+): Promise<{ requests: number; ok: number }> {
+  const pool = new Pool(url, { connections: 32 });
+  let sent = 0;
+  let ok = 0;
+  const deadline = Date.now() + 60_000;
+  await Promise.all(
+    Array.from({ length: 32 }, async () => {
+      while (sent < SPREAD_REQUESTS && Date.now() < deadline) {
+        const t = targets[(sent++ * 7919) % targets.length]!;
+        const res = await pool.request({ path: t.path, method: 'GET', headers: { host: t.host } });
+        await res.body.text();
+        if (res.statusCode === 200) ok++;
+      }
+    }),
+  );
+  await pool.close();
+  return { requests: sent, ok };
+}
+
+const hello = await startMemoryChild(['--mode', 'hello'], []);
+const nodeFloor = await memoryOf(hello);
+await hello.exit();
+// The same requests through a one-route gateway: what load alone does to the memory (the heap
+// grows under allocation pressure), apart from the routes.
+const one = await startMemoryChild(['--table', bareTable, '--log', '/dev/null'], GATEWAY_FLAGS);
+const oneRoute = await memoryOf(one);
+progress(`memory: ${SPREAD_REQUESTS} requests through a one-route gateway`);
+const oneSpread = await spread(one.url, many.targets);
+const oneRouteAfter = { ...oneSpread, ...(await memoryOf(one)) };
+await one.exit();
+const manyChild = await startMemoryChild(['--table', manyTable, '--log', '/dev/null'], GATEWAY_FLAGS);
 const afterApply = await memoryOf(manyChild);
-progress(`memory: ${SPREAD_REQUESTS} requests over the routes`);
-const pool = new Pool(manyChild.url, { connections: 32 });
-let sent = 0;
-let ok = 0;
-const step = 7919; // prime: consecutive requests land on routes far apart
-const deadline = Date.now() + 60_000;
-await Promise.all(
-  Array.from({ length: 32 }, async () => {
-    while (sent < SPREAD_REQUESTS && Date.now() < deadline) {
-      const t = many.targets[(sent++ * step) % many.targets.length]!;
-      const res = await pool.request({ path: t.path, method: 'GET', headers: { host: t.host } });
-      await res.body.text();
-      if (res.statusCode === 200) ok++;
-    }
-  }),
-);
-await pool.close();
-const afterRequests = await memoryOf(manyChild);
+progress(`memory: ${SPREAD_REQUESTS} requests over the ${MANY_ROUTES} routes`);
+const manySpread = await spread(manyChild.url, many.targets);
+const afterRequests = { ...manySpread, ...(await memoryOf(manyChild)) };
 await manyChild.exit();
 const memoryResult = {
   routes: MANY_ROUTES,
@@ -502,8 +512,9 @@ const memoryResult = {
   tableJsonMB: mb(manyJson.length),
   nodeHelloFresh: nodeFloor,
   oneRouteFresh: oneRoute,
+  oneRouteAfterRequests: oneRouteAfter,
   afterApply,
-  afterRequests: { requests: sent, ok, ...afterRequests },
+  afterRequests,
 };
 
 // --- Profile (optional) -----------------------------------------------------------------------------
