@@ -10,12 +10,6 @@ import { manyRoutesTable } from './routes.ts';
 
 const LOOKUPS = 10_000;
 
-export interface LookupResult {
-  routes: number;
-  nsPerLookup: number;
-  runs: number[];
-}
-
 /** Deterministic shuffle (xorshift), so every invocation measures the same order. */
 function shuffle<T>(xs: T[], seed: number): T[] {
   let s = seed >>> 0 || 1;
@@ -52,12 +46,20 @@ function draws(routes: number, distribution: 'uniform' | 'zipf'): number[] {
   return out;
 }
 
-export function routerLookup(
-  routes: number,
-  runs: number,
-  msPerRun: number,
-  distribution: 'uniform' | 'zipf',
-): LookupResult {
+export interface Lookup {
+  readonly routes: number;
+  readonly distribution: 'uniform' | 'zipf';
+  /** Looks up the prebuilt requests in a loop for at least `ms`; ns per lookup. */
+  measure(ms: number): number;
+}
+
+/**
+ * Builds the table, the router and the requests, checks that every request reaches its own route,
+ * and warms up for `warmupMs`. Measure several lookups interleaved (bench/proxy.ts does), so that
+ * a burst of load elsewhere on the machine (the 10,000-route case is bound by cache misses, and
+ * caches are shared) does not land on one table size only.
+ */
+export function prepareLookup(routes: number, distribution: 'uniform' | 'zipf', warmupMs: number): Lookup {
   const { table, targets } = manyRoutesTable(routes, 'http://127.0.0.1:9');
   const router = new Router<string>(table.routes.matches, (id) => id);
   const expected: string[] = [];
@@ -78,19 +80,16 @@ export function routerLookup(
     });
     expected.push(`bench/route-${r}/main`);
   }
-  // Correctness first (and warm-up): every request must reach its own route.
   for (let i = 0; i < requests.length; i++) {
     const res = router.route(requests[i]!);
     if (res.kind !== 'matched' || res.match.rule !== expected[i]) {
       throw new Error(`router bench: ${requests[i]!.host}${requests[i]!.path} → ${JSON.stringify(res)}`);
     }
   }
-  const results: number[] = [];
-  // Run 0 is a warm-up (JIT, and the GC of the table build's garbage); not reported.
-  for (let run = 0; run <= runs; run++) {
+  const measure = (ms: number): number => {
     let n = 0;
     const start = process.hrtime.bigint();
-    const limit = BigInt(msPerRun) * 1_000_000n;
+    const limit = BigInt(ms) * 1_000_000n;
     let elapsed = 0n;
     do {
       for (let i = 0; i < requests.length; i++) {
@@ -100,13 +99,9 @@ export function routerLookup(
       n += requests.length;
       elapsed = process.hrtime.bigint() - start;
     } while (elapsed < limit);
-    if (run > 0) results.push(Number(elapsed) / n);
-  }
-  if (sink === -1) process.stdout.write('');
-  const sorted = [...results].sort((a, b) => a - b);
-  return {
-    routes,
-    nsPerLookup: Math.round(sorted[Math.floor(sorted.length / 2)]! * 10) / 10,
-    runs: results.map((x) => Math.round(x * 10) / 10),
+    if (sink === -1) process.stdout.write('');
+    return Math.round((Number(elapsed) / n) * 10) / 10;
   };
+  measure(warmupMs);
+  return { routes, distribution, measure };
 }
