@@ -11,7 +11,7 @@ import { route, startGateway, type TestGateway } from '../../support/gateway.ts'
 const pem = (name: string) => readFileSync(new URL(`../../fixtures/tls/${name}`, import.meta.url), 'utf8');
 let upstream: Server;
 let gw: TestGateway;
-const seen: { servername: string | false; clientCn: string | undefined }[] = [];
+const seen: { servername: string | false | null; clientCn: string | undefined }[] = [];
 
 before(async () => {
   upstream = createServer(
