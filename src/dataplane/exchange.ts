@@ -371,7 +371,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.sentAt = proxy.now();
     const t = rule!.compiled.timeouts;
     const deadline = this.deadlineMs;
-    proxy.pools.get(endpoint.id, backend.pool).dispatch(
+    let pool = backend.pools.get(endpoint.id);
+    if (pool === undefined || pool.closed) {
+      pool = proxy.pools.get(endpoint.id, backend.pool);
+      backend.pools.set(endpoint.id, pool);
+    }
+    pool.dispatch(
       {
         path: this.path + this.query,
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
@@ -642,7 +647,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (this.firstByteAt > 0) backend.ttfb.observe((this.firstByteAt - this.sentAt) / 1000);
     }
     this.span.end(this.status, this.code || (this.clientAborted ? 'client_aborted' : undefined));
-    proxy.record(this);
+    proxy.record(this, now);
   }
 }
 

@@ -261,9 +261,11 @@ export class GatewayProxy {
     if (backend.outlierGroup) this.health.outliers.record(endpoint.id, outcome, backend.outlierGroup);
   }
 
-  record(ex: Exchange): void {
+  record(ex: Exchange, now: number): void {
     const rule = ex.rule?.compiled;
-    this.accessLog.record(rule?.accessLog, {
+    // Decide first: most lines are sampled out, and building one is most of its cost.
+    if (!this.accessLog.wants(rule?.accessLog, ex.status, ex.code)) return;
+    this.accessLog.write({
       requestId: ex.requestId,
       traceId: ex.traceId,
       method: ex.req.method ?? '',
@@ -276,7 +278,7 @@ export class GatewayProxy {
       model: ex.model ?? '',
       status: ex.status,
       code: ex.code,
-      durationMs: round(this.now() - ex.startedAt),
+      durationMs: round(now - ex.startedAt),
       ttfbMs: ex.firstByteAt > 0 ? round(ex.firstByteAt - ex.sentAt) : -1,
       bytesIn: ex.bytesIn,
       bytesOut: ex.bytesOut,

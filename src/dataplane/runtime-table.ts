@@ -5,6 +5,7 @@
  * registries (endpoint state, pools, metric families), so a swap is one reference assignment.
  */
 
+import type { Pool } from 'undici';
 import type { CounterCell, HistogramCell } from '../observability/metric-families.ts';
 import { CODE_CLASSES, type ProxyMetrics } from '../observability/proxy-metrics.ts';
 import type {
@@ -43,10 +44,12 @@ export interface RuntimeBackend {
   /** Over the available draining endpoints. */
   drainingBalancer: Balancer;
   readonly pool: PoolSettings;
+  /** Pools of this backend's endpoints, looked up once (the registry's key is a string to build). */
+  readonly pools: Map<string, Pool>;
   /** Passive health group, when the rule has outlier detection. */
   readonly outlierGroup: OutlierGroup | undefined;
-  readonly duration: HistogramCell;
-  readonly ttfb: HistogramCell;
+  readonly duration: LazyHistogram;
+  readonly ttfb: LazyHistogram;
   /** Request counters by [modelIndex * 5 + codeClass], bound on first use. */
   readonly requestCells: (CounterCell | undefined)[];
 }
@@ -66,6 +69,19 @@ export interface RuntimeRule {
   /** Bound on first use: most routes never see an abort, a stream or an exhausted budget. */
   readonly clientAborts: LazyCell;
   readonly activeStreams: LazyCell;
+}
+
+/** A histogram child created on the first observation: 10,000 idle routes cost no buckets. */
+export class LazyHistogram {
+  private cell: HistogramCell | undefined;
+  private readonly make: () => HistogramCell;
+  constructor(make: () => HistogramCell) {
+    this.make = make;
+  }
+  observe(v: number): void {
+    this.cell ??= this.make();
+    this.cell.observe(v);
+  }
 }
 
 /** A metric cell created when first needed, so quiet routes add no series. */
@@ -200,6 +216,7 @@ export class RuntimeTable {
       balancer: EMPTY_BALANCER,
       drainingBalancer: EMPTY_BALANCER,
       pool,
+      pools: new Map(),
       outlierGroup: o
         ? new OutlierGroup(
             `${rule.id}/${b.name}`,
@@ -212,8 +229,8 @@ export class RuntimeTable {
             },
           )
         : undefined,
-      duration: deps.metrics.duration.child(labels),
-      ttfb: deps.metrics.ttfb.child(labels),
+      duration: new LazyHistogram(() => deps.metrics.duration.child(labels)),
+      ttfb: new LazyHistogram(() => deps.metrics.ttfb.child(labels)),
       requestCells: [],
     };
     this.algorithms.set(backend, rule.loadBalancing.algorithm);

@@ -36,11 +36,23 @@ export class AccessLog {
     this.random = random;
   }
 
+  /** Whether this request gets a line: the route's switch, then sampling (errors are always kept). */
+  wants(
+    settings: { enabled: boolean; sampleRate: number } | undefined,
+    status: number,
+    code: string,
+  ): boolean {
+    if (settings && !settings.enabled) return false;
+    const error = status >= 500 || code !== '';
+    return error || !settings || settings.sampleRate >= 1 || this.random() < settings.sampleRate;
+  }
+
+  write(entry: AccessEntry): void {
+    this.logger.info(entry, 'access');
+  }
+
   /** Writes the line when the route's settings and the sampling say so. */
   record(settings: { enabled: boolean; sampleRate: number } | undefined, entry: AccessEntry): void {
-    if (settings && !settings.enabled) return;
-    const error = entry.status >= 500 || entry.code !== '';
-    if (!error && settings && settings.sampleRate < 1 && this.random() >= settings.sampleRate) return;
-    this.logger.info(entry, 'access');
+    if (this.wants(settings, entry.status, entry.code)) this.write(entry);
   }
 }

@@ -4,6 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { newSpanId, newTraceId } from '../../observability/otlp/ids.ts';
 
 const HOP_BY_HOP = new Set([
   'connection',
@@ -98,9 +99,9 @@ export function traceparentFor(incoming: string | string[] | undefined): { heade
       return { header: incoming, traceId: m[1]! };
     }
   }
-  const id = randomBytes(24).toString('hex');
-  const traceId = id.slice(0, 32);
-  return { header: `00-${traceId}-${id.slice(32)}-00`, traceId };
+  // Ids from a pool of randomness drawn in bulk: a randomBytes call per request cost ~2 µs.
+  const traceId = newTraceId();
+  return { header: `00-${traceId}-${newSpanId()}-00`, traceId };
 }
 
 let counter = 0;
