@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { compileCommand } from './commands/compile.ts';
+import { proxyCommand } from './commands/proxy.ts';
 import { standaloneCommand } from './commands/standalone.ts';
 import { validateCommand } from './commands/validate.ts';
 import { UsageError } from './usage-error.ts';
@@ -12,6 +13,7 @@ type Command = { summary: string; run: (argv: string[]) => Promise<number> };
 
 const COMMANDS: Record<string, Command> = {
   standalone: { summary: 'run the gateway from YAML files, no cluster needed', run: standaloneCommand },
+  proxy: { summary: 'run the data plane, fed by the controllers', run: proxyCommand },
   validate: { summary: 'check manifests: schema, CEL rules, semantics, references', run: validateCommand },
   compile: { summary: 'print the routing table and statuses compiled from manifests', run: compileCommand },
 };

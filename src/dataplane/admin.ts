@@ -13,6 +13,8 @@ export interface AdminOptions {
   status?: () => unknown;
   /** Readiness beyond "a table is loaded" (e.g. shutting down). */
   ready?: () => boolean;
+  /** Extra facts for /readyz (the proxy role says where its table came from). */
+  readyDetails?: () => Record<string, unknown>;
 }
 
 export async function buildAdmin(
@@ -26,7 +28,7 @@ export async function buildAdmin(
     const ready = table !== undefined && !proxy.draining && (opts.ready?.() ?? true);
     reply.code(ready ? 200 : 503);
     return ready
-      ? { status: 'ready', version: table.version }
+      ? { status: 'ready', version: table.version, ...opts.readyDetails?.() }
       : { status: 'not ready', reason: table ? 'shutting down' : 'no routing table yet' };
   });
   app.get('/config', async (_req, reply) => {

@@ -1,0 +1,126 @@
+/**
+ * The proxy role: the data plane fed by the controllers' push stream. It connects to every
+ * controller replica, applies tables from the leader, and keeps serving its last table when no
+ * controller answers (including right after a restart: the table persisted on disk).
+ */
+import { resolve4, resolve6 } from 'node:dns/promises';
+import type { Logger } from 'pino';
+import { listenAdmin } from '../dataplane/admin.ts';
+import { GatewayProxy } from '../dataplane/proxy.ts';
+import { PushClient } from '../dataplane/push-client.ts';
+import { type Listener, listen } from '../dataplane/server.ts';
+import { createLogger } from '../observability/logger.ts';
+import { CallbackFamily } from '../observability/metric-families.ts';
+import { createTracer } from '../observability/tracing.ts';
+
+export interface ProxyRoleOptions {
+  proxyId: string;
+  /** Controller base URLs, or `dns:NAME:PORT` for a headless Service (every A/AAAA record). */
+  controllers: string[];
+  token: () => string;
+  stateDir: string;
+  listen: { address: string; port: number };
+  admin: { address: string; port: number };
+  pushCa?: string;
+  logger?: Logger;
+  tracing?: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
+}
+
+export interface ProxyRole {
+  readonly proxy: GatewayProxy;
+  readonly push: PushClient;
+  readonly listener: Listener;
+  readonly adminUrl: string;
+  shutdown(drainTimeoutMs: number): Promise<{ forced: boolean }>;
+}
+
+/** Expands `dns:name:port` entries to one URL per address (a headless Service lists every pod). */
+export function controllerResolver(entries: readonly string[]): () => Promise<string[]> {
+  return async () => {
+    const urls: string[] = [];
+    for (const e of entries) {
+      const m = /^dns:([^:]+):(\d+)$/.exec(e);
+      if (!m) {
+        urls.push(e);
+        continue;
+      }
+      const [, name, port] = m;
+      const v4 = await resolve4(name!).catch(() => [] as string[]);
+      const v6 = await resolve6(name!).catch(() => [] as string[]);
+      for (const a of v4) urls.push(`http://${a}:${port}`);
+      for (const a of v6) urls.push(`http://[${a}]:${port}`);
+    }
+    return urls;
+  };
+}
+
+export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole> {
+  const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
+  const tracer = createTracer({
+    endpoint: opts.tracing?.otlpEndpoint,
+    sampleRatio: opts.tracing?.sampleRatio,
+    serviceName: opts.tracing?.serviceName,
+  });
+  const proxy = new GatewayProxy({ logger, tracer });
+  const push = new PushClient({
+    proxyId: opts.proxyId,
+    controllers: controllerResolver(opts.controllers),
+    token: opts.token,
+    apply: (table, version) => proxy.apply(table, version),
+    stateDir: opts.stateDir,
+    logger,
+    ca: opts.pushCa,
+  });
+  push.on('connected', (c) =>
+    logger.info({ controller: c.controller, url: c.url, leader: c.leader }, 'controller connected'),
+  );
+  push.on('disconnected', (d) => logger.warn({ url: d.url, reason: d.reason }, 'controller stream lost'));
+  proxy.metrics.registerCallback(
+    new CallbackFamily(
+      'modelgate_proxy_table_source',
+      'Where the table in use came from (value 1).',
+      'gauge',
+      () => [[{ source: push.status().source }, 1]],
+    ),
+  );
+  proxy.metrics.registerCallback(
+    new CallbackFamily(
+      'modelgate_proxy_controllers_connected',
+      'Controller replicas with an open push stream.',
+      'gauge',
+      () => [[{}, push.status().connected]],
+    ),
+  );
+
+  // Serve the last table at once if there is one; the controllers' table replaces it when it comes.
+  const persisted = await push.loadPersisted();
+  if (persisted.ok)
+    logger.info({ version: persisted.version }, 'serving the persisted table until a controller answers');
+  push.start();
+
+  const listener = await listen(proxy, opts.listen);
+  const admin = await listenAdmin(proxy, {
+    ...opts.admin,
+    status: () => push.status(),
+    readyDetails: () => ({ source: push.status().source }),
+  });
+  logger.info(
+    { listen: listener.url, admin: admin.url, controllers: opts.controllers },
+    'modelgate proxy is serving',
+  );
+  return {
+    proxy,
+    push,
+    listener,
+    adminUrl: admin.url,
+    shutdown: async (drainTimeoutMs) => {
+      proxy.draining = true;
+      const result = await listener.drain(drainTimeoutMs);
+      await push.close();
+      await admin.app.close();
+      await proxy.close();
+      flush();
+      return result;
+    },
+  };
+}
