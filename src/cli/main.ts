@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { compileCommand } from './commands/compile.ts';
+import { controllerCommand } from './commands/controller.ts';
 import { proxyCommand } from './commands/proxy.ts';
 import { standaloneCommand } from './commands/standalone.ts';
 import { validateCommand } from './commands/validate.ts';
@@ -13,6 +14,7 @@ type Command = { summary: string; run: (argv: string[]) => Promise<number> };
 
 const COMMANDS: Record<string, Command> = {
   standalone: { summary: 'run the gateway from YAML files, no cluster needed', run: standaloneCommand },
+  controller: { summary: 'watch the cluster, push tables to proxies, write status', run: controllerCommand },
   proxy: { summary: 'run the data plane, fed by the controllers', run: proxyCommand },
   validate: { summary: 'check manifests: schema, CEL rules, semantics, references', run: validateCommand },
   compile: { summary: 'print the routing table and statuses compiled from manifests', run: compileCommand },

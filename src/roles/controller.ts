@@ -1,0 +1,331 @@
+/**
+ * The controller role: Kubernetes source → compiler → push stream to every proxy; the leader
+ * (elected on a Lease) also writes statuses, with `Programmed` decided from the proxies' ACKs.
+ * Every replica compiles and serves the push stream, so proxies stay connected to all of them and
+ * a failover only has to change which one they listen to.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { KubeConfig } from '@kubernetes/client-node';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import type { ClusterState } from '../api/cluster-state.ts';
+import type { Condition } from '../api/status.ts';
+import { type CompileResult, compile, type ResourceStatus } from '../compiler/compile.ts';
+import { LeaderElector } from '../controlplane/leader-election.ts';
+import { GenerationLedger, programmedCondition } from '../controlplane/programmed.ts';
+import { PushServer } from '../controlplane/push-server.ts';
+import { StatusWriter } from '../controlplane/status-writer.ts';
+import { createLogger } from '../observability/logger.ts';
+import { CallbackFamily, HistogramFamily } from '../observability/metric-families.ts';
+import { KubeError, kubeRequest } from '../sources/kubernetes/kube-request.ts';
+import { KubernetesSource } from '../sources/kubernetes/kubernetes-source.ts';
+
+export interface ControllerOptions {
+  kc: KubeConfig;
+  /** The controller's own namespace (Lease and push-token Secret live there). */
+  namespace: string;
+  /** This replica (the pod name). */
+  identity: string;
+  /** Namespaces to watch; empty: all. */
+  watchNamespaces?: string[];
+  /** Push stream listener. */
+  listen: { address: string; port: number };
+  /** Admin listener: /healthz /readyz /metrics. */
+  admin: { address: string; port: number };
+  tokenSecretName?: string;
+  leaseName?: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  debounceMs?: number;
+  maxDebounceMs?: number;
+  logger?: Logger;
+}
+
+export interface ControllerRole {
+  readonly source: KubernetesSource;
+  readonly push: PushServer;
+  readonly elector: LeaderElector;
+  readonly pushUrl: string;
+  readonly adminUrl: string;
+  /** Compiles done so far; tests wait on it. */
+  compiles(): number;
+  /** Statuses as last computed (with Programmed from ACKs). */
+  statuses(): ResourceStatus[];
+  shutdown(): Promise<void>;
+}
+
+/** Reads the push token, creating the Secret with a random one at first start. */
+export async function ensurePushToken(kc: KubeConfig, namespace: string, name: string): Promise<string> {
+  const path = `/api/v1/namespaces/${namespace}/secrets/${name}`;
+  const read = async () => {
+    const s = await kubeRequest<{ data?: Record<string, string> }>(kc, path);
+    const token = s.data?.token;
+    if (!token) throw new Error(`secret ${namespace}/${name} has no key "token"`);
+    return Buffer.from(token, 'base64').toString('utf8').trim();
+  };
+  try {
+    return await read();
+  } catch (err) {
+    if (!(err instanceof KubeError && err.statusCode === 404)) throw err;
+  }
+  const token = randomBytes(32).toString('base64url');
+  try {
+    await kubeRequest(kc, `/api/v1/namespaces/${namespace}/secrets`, {
+      method: 'POST',
+      body: {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name, namespace, labels: { 'app.kubernetes.io/part-of': 'modelgate' } },
+        type: 'Opaque',
+        data: { token: Buffer.from(token).toString('base64') },
+      },
+    });
+    return token;
+  } catch (err) {
+    // Another replica created it first: use theirs.
+    if (err instanceof KubeError && err.statusCode === 409) return read();
+    throw err;
+  }
+}
+
+function listen(server: Server, at: { address: string; port: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.address, () => {
+      const a = server.address() as AddressInfo;
+      resolve(`http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
+    });
+  });
+}
+
+export async function startController(opts: ControllerOptions): Promise<ControllerRole> {
+  const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
+  const token = await ensurePushToken(
+    opts.kc,
+    opts.namespace,
+    opts.tokenSecretName ?? 'modelgate-push-token',
+  );
+  const push = new PushServer({ controllerId: opts.identity, token, logger });
+  const ledger = new GenerationLedger();
+  let last: CompileResult | undefined;
+  let compileCount = 0;
+  let computed: ResourceStatus[] = [];
+
+  const registry = new Registry();
+  const compileSeconds = new HistogramFamily(
+    'modelgate_controller_compile_seconds',
+    'Time to compile the cluster state.',
+    [],
+    [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  );
+  const register = (f: unknown) => registry.registerMetric(f as Parameters<Registry['registerMetric']>[0]);
+  register(compileSeconds);
+
+  const elector = new LeaderElector({
+    kc: opts.kc,
+    namespace: opts.namespace,
+    name: opts.leaseName ?? 'modelgate-controller',
+    identity: opts.identity,
+    leaseDurationMs: opts.leaseDurationMs,
+    renewDeadlineMs: opts.renewDeadlineMs,
+    retryPeriodMs: opts.retryPeriodMs,
+    onStartedLeading: (term) => {
+      logger.info({ term }, 'leading');
+      push.setLeader(true, term);
+      if (last) publish(last);
+      scheduleStatus();
+    },
+    onStoppedLeading: () => {
+      logger.warn({ term: elector.term }, 'no longer leading');
+      push.setLeader(false, elector.term);
+    },
+    onError: (err) => logger.warn({ err: String(err) }, 'lease renewal failed'),
+  });
+
+  const objectsByKey = new Map<string, { status?: Record<string, unknown> }>();
+  const writer = new StatusWriter({
+    kc: opts.kc,
+    fence: () => elector.fence(),
+    current: (s) =>
+      objectsByKey.get(`${s.kind}/${s.namespace}/${s.name}`)?.status as ReturnType<
+        ConstructorParameters<typeof StatusWriter>[0]['current']
+      >,
+    component: 'modelgate-controller',
+    onError: (err, s) =>
+      logger.warn(
+        { err: String(err), resource: `${s.kind}/${s.namespace}/${s.name}` },
+        'status write failed',
+      ),
+  });
+
+  const publish = (result: CompileResult) => {
+    const version = push.publish(result.table);
+    if (version) ledger.record(version, result.statuses);
+  };
+
+  const recompute = (state: ClusterState) => {
+    const t0 = performance.now();
+    const result = compile(state);
+    compileSeconds.child([]).observe((performance.now() - t0) / 1000);
+    compileCount++;
+    last = result;
+    objectsByKey.clear();
+    for (const list of [state.modelRoutes, state.rateLimitPolicies, state.canaryRollouts]) {
+      for (const o of list)
+        objectsByKey.set(`${o.kind}/${o.metadata.namespace ?? 'default'}/${o.metadata.name}`, o as never);
+    }
+    ledger.retain(new Set(result.statuses.map((s) => `${s.kind}/${s.namespace}/${s.name}`)));
+    publish(result);
+    scheduleStatus();
+  };
+
+  // Status writes are serialised and coalesced: ACKs from many proxies arrive together.
+  let statusRunning = false;
+  let statusAgain = false;
+  const scheduleStatus = () => {
+    if (statusRunning) {
+      statusAgain = true;
+      return;
+    }
+    statusRunning = true;
+    setImmediate(async () => {
+      try {
+        do {
+          statusAgain = false;
+          computed = withProgrammed(last?.statuses ?? [], ledger, push);
+          if (elector.isLeader()) await writer.sync(computed);
+        } while (statusAgain);
+      } catch (err) {
+        logger.warn({ err: String(err) }, 'status sync stopped');
+      } finally {
+        statusRunning = false;
+      }
+    });
+  };
+  push.on('ack', () => scheduleStatus());
+  push.on('connect', () => scheduleStatus());
+  push.on('disconnect', () => scheduleStatus());
+
+  const source = new KubernetesSource({
+    kc: opts.kc,
+    namespaces: opts.watchNamespaces,
+    onChange: recompute,
+    onError: (kind, err, ms) =>
+      logger.warn({ kind, err: String(err), retryInMs: ms }, 'watch failed; restarting'),
+    debounceMs: opts.debounceMs,
+    maxDebounceMs: opts.maxDebounceMs,
+  });
+
+  register(
+    new CallbackFamily(
+      'modelgate_controller_leader',
+      'Whether this replica leads (1) and its term.',
+      'gauge',
+      () => [[{ term: String(elector.term) }, elector.isLeader() ? 1 : 0]],
+    ),
+  );
+  register(
+    new CallbackFamily(
+      'modelgate_controller_proxies',
+      'Proxies by state: connected, acked (current table), nacked.',
+      'gauge',
+      () => {
+        const ps = push.proxies();
+        return [
+          [{ state: 'connected' }, ps.filter((p) => p.connected).length],
+          [{ state: 'nacked' }, ps.filter((p) => p.connected && p.refused).length],
+        ];
+      },
+    ),
+  );
+  register(
+    new CallbackFamily(
+      'modelgate_informer_staleness_seconds',
+      'Seconds since each informer last knew it was current (list, event or watch reconnect).',
+      'gauge',
+      () =>
+        source
+          .informerStates()
+          .map((s) => [
+            { kind: s.kind, path: s.path },
+            s.lastSyncMs ? (Date.now() - s.lastSyncMs) / 1000 : -1,
+          ]),
+    ),
+  );
+  register(
+    new CallbackFamily(
+      'modelgate_informer_restarts_total',
+      'Informer restarts after errors.',
+      'counter',
+      () => source.informerStates().map((s) => [{ kind: s.kind, path: s.path }, s.restarts]),
+    ),
+  );
+
+  const pushServer = createServer(push.requestListener());
+  const pushUrl = await listen(pushServer, opts.listen);
+  await source.start();
+  elector.start();
+
+  const admin: FastifyInstance = Fastify({ logger: false });
+  admin.get('/healthz', async () => ({ status: 'ok' }));
+  admin.get('/readyz', async (_req, reply) => {
+    const synced = source.informerStates().every((s) => s.synced);
+    reply.code(synced ? 200 : 503);
+    return { status: synced ? 'ready' : 'syncing', leader: elector.isLeader(), term: elector.term };
+  });
+  admin.get('/metrics', async (_req, reply) => {
+    reply.header('content-type', registry.contentType);
+    return registry.metrics();
+  });
+  admin.get('/status', async () => ({
+    leader: elector.isLeader(),
+    term: elector.term,
+    proxies: push.proxies(),
+    resources: computed,
+  }));
+  const adminUrl = await admin.listen({ host: opts.admin.address, port: opts.admin.port });
+  logger.info({ push: pushUrl, admin: adminUrl, identity: opts.identity }, 'modelgate controller is running');
+
+  return {
+    source,
+    push,
+    elector,
+    pushUrl,
+    adminUrl,
+    compiles: () => compileCount,
+    statuses: () => computed,
+    shutdown: async () => {
+      await elector.stop();
+      await source.stop();
+      push.close();
+      pushServer.closeAllConnections();
+      await new Promise<void>((resolve) => pushServer.close(() => resolve()));
+      await admin.close();
+      flush();
+    },
+  };
+}
+
+/** The compiler's statuses with Programmed decided by the proxies' ACKs. */
+function withProgrammed(
+  statuses: readonly ResourceStatus[],
+  ledger: GenerationLedger,
+  push: PushServer,
+): ResourceStatus[] {
+  const proxies = push
+    .proxies()
+    .map((p) => ({ id: p.id, connected: p.connected, applied: p.applied, refused: p.refused }));
+  return statuses.map((s) => ({
+    ...s,
+    status: {
+      ...s.status,
+      conditions: s.status.conditions.map(
+        (c): Condition => (c.type === 'Programmed' ? programmedCondition(s, ledger, proxies) : c),
+      ),
+    },
+  }));
+}
