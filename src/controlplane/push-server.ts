@@ -167,11 +167,19 @@ export class PushServer extends EventEmitter<PushServerEvents> {
   /**
    * Leadership as decided by the leader elector. Gaining it (or a new term) versions the current
    * table `{term, next seq}` and sends it whole to every stream; losing it tells every stream so.
-   * Within one term seq keeps counting, so re-gaining the same term never reuses a version.
+   * Within one term seq keeps counting, so re-gaining the same term never reuses a version; a
+   * lower term than one already seen is not taken (the higher one is kept).
    */
-  setLeader(leader: boolean, term: number): void {
+  setLeader(leader: boolean, requestedTerm: number): void {
+    let term = requestedTerm;
     if (!Number.isSafeInteger(term) || term < this.term) {
-      throw new RangeError(`term ${term} is lower than the current term ${this.term}: terms never decrease`);
+      // The Lease went backwards (deleted and recreated). Versions must not: proxies would ignore
+      // them. Keep counting in the highest term this process has seen, and say so loudly.
+      this.logger.error(
+        { term: requestedTerm, kept: this.term },
+        'push: the leader term went backwards; keeping the higher term so versions keep increasing',
+      );
+      term = this.term;
     }
     const termChanged = term !== this.term;
     const wasLeader = this.leader;
