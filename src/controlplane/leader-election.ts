@@ -177,7 +177,11 @@ export class LeaderElector {
       if (this.leading) this.stepDown(); // someone else holds it: we lost it
       return false;
     }
-    const transitions = (lease.spec.leaseTransitions ?? 0) + (mine ? 0 : 1);
+    // Only the leader in office renews. Anything else is an acquisition and a new term, even of a
+    // Lease that still names us (a restarted container keeps its pod name, or we stepped down):
+    // the old term's table versions may already be on the proxies, so the term must move on.
+    const renewing = mine && this.leading;
+    const transitions = (lease.spec.leaseTransitions ?? 0) + (renewing ? 0 : 1);
     const updated: Lease = {
       metadata: lease.metadata,
       spec: {
@@ -185,7 +189,7 @@ export class LeaderElector {
         holderIdentity: this.o.identity,
         leaseDurationSeconds: durationSeconds,
         renewTime: microTime(wall),
-        acquireTime: mine ? lease.spec.acquireTime : microTime(wall),
+        acquireTime: renewing ? lease.spec.acquireTime : microTime(wall),
         leaseTransitions: transitions,
       },
     };

@@ -52,7 +52,14 @@ function comparable(status: ResourceStatus['status']): string {
 
 export class StatusWriter {
   private readonly o: StatusWriterOptions;
-  private readonly written = new Map<string, string>();
+  /**
+   * What we last wrote per resource, with the stored status we saw then (the informer cache's own
+   * object) and the status as written. It only bridges the moment until the cache shows our write.
+   */
+  private readonly written = new Map<
+    string,
+    { text: string; seen: unknown; status: ResourceStatus['status'] }
+  >();
   private readonly evented = new Set<string>();
   /** Writes done, for tests and metrics. */
   writes = 0;
@@ -67,10 +74,19 @@ export class StatusWriter {
     for (const s of statuses) {
       const key = `${s.kind}/${s.namespace}/${s.name}`;
       if (s.name.startsWith('<unnamed')) continue;
-      const stamped = this.stamp(s);
-      const text = comparable(stamped.status);
-      // Skip what we wrote last time, and what the cluster already has (say, after a restart).
-      if (this.written.get(key) === text || this.storedEquals(s, text)) continue;
+      const seen = this.o.current(s);
+      const text = comparable(s.status);
+      // What the cluster already has (say, after a restart) needs no write.
+      if (this.storedEquals(s, text)) {
+        this.written.delete(key);
+        continue;
+      }
+      // Nor does what we just wrote while the cache still shows the very status it showed then.
+      // The cache is the judge otherwise: a status overwritten by another writer (a leader in
+      // between) or a resource deleted and created again is written again.
+      const mine = this.written.get(key);
+      if (mine && mine.text === text && seen !== undefined && seen === mine.seen) continue;
+      const stamped = this.stamp(s, mine?.text === text && seen === undefined ? mine.status : undefined);
       this.o.fence();
       try {
         await kubeRequest(
@@ -81,7 +97,7 @@ export class StatusWriter {
             body: { status: stamped.status },
           },
         );
-        this.written.set(key, text);
+        this.written.set(key, { text, seen, status: stamped.status });
         this.writes++;
         n++;
         await this.eventFor(s);
@@ -102,9 +118,13 @@ export class StatusWriter {
     return comparable(ours as ResourceStatus['status']) === text;
   }
 
-  /** Copies lastTransitionTime from the stored condition when the status did not change. */
-  private stamp(s: ResourceStatus): ResourceStatus {
-    const stored = this.o.current(s)?.conditions ?? [];
+  /**
+   * Copies lastTransitionTime from the stored condition when the status did not change. With no
+   * stored status, from `ours` (what we wrote, when the cache has not caught up with it yet), so
+   * writing it again changes nothing.
+   */
+  private stamp(s: ResourceStatus, ours?: ResourceStatus['status']): ResourceStatus {
+    const stored = this.o.current(s)?.conditions ?? ours?.conditions ?? [];
     const now = new Date((this.o.wallNow ?? Date.now)()).toISOString().replace(/\.\d{3}Z$/, 'Z');
     const conditions = s.status.conditions.map((c) => {
       const prior = stored.find((p) => p.type === c.type);

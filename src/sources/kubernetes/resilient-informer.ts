@@ -67,6 +67,10 @@ export class ResilientInformer<T extends KubernetesObject> {
   private restartTimer: unknown;
   private relistTimer: unknown;
   private stopped = false;
+  /** Errors so far; a restart counts as a success only if none came while it started. */
+  private failures = 0;
+  /** Before the first list, and between an error and the next list, event or clean restart. */
+  private failing = true;
   private syncedResolve: (() => void) | undefined;
   readonly synced: Promise<void>;
   readonly state: InformerState;
@@ -91,13 +95,25 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.lw = this.make();
   }
 
-  /** Lists with raw JSON; the first successful list marks the informer synced. */
-  private listFn = async (): Promise<KubernetesListObject<T>> => {
+  /** Lists with raw JSON, stamping apiVersion and kind on the items. */
+  private fetchList = async (): Promise<KubernetesListObject<T>> => {
     const list = await kubeRequest<KubernetesListObject<T>>(this.opts.kc, this.opts.path);
-    for (const item of list.items) {
+    list.items = list.items.map((item) => {
+      // An object unchanged since the cache last saw it stays the same object (a relist into a
+      // fresh ListWatch would otherwise replace them all): the compiler memoises per identity.
+      const cached = this.lw.get(item.metadata?.name ?? '', item.metadata?.namespace);
+      if (cached && cached.metadata?.resourceVersion === item.metadata?.resourceVersion) return cached;
       item.apiVersion ??= this.opts.apiVersion;
       item.kind ??= this.opts.kind;
-    }
+      return item;
+    });
+    return list;
+  };
+
+  /** The list of the informer in service; the first successful one marks the informer synced. */
+  private listFn = async (): Promise<KubernetesListObject<T>> => {
+    const list = await this.fetchList();
+    this.failing = false;
     this.fresh();
     if (!this.state.synced) {
       // ListWatch fills its cache right after this returns; readers wait for that.
@@ -122,6 +138,8 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   private failed(err: unknown): void {
     if (this.stopped) return;
+    this.failures++;
+    this.failing = true;
     this.state.lastError = err instanceof Error ? err.message : String(err);
     // Jitter: a fleet of replicas does not retry in lock-step against a struggling API server.
     const delay = Math.round(this.backoffMs * (0.5 + this.random() / 2));
@@ -131,9 +149,16 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.restartTimer = this.timers.setTimeout(() => {
       if (this.stopped) return;
       this.state.restarts++;
+      const failuresBefore = this.failures;
       // Continues from the last resourceVersion; a 410 then makes ListWatch relist by itself.
+      // start() resolves once the watch is open, or after the list or watch failed (reported
+      // through `error` first): only a clean start resets the back-off, so it grows while the API
+      // server keeps failing.
       void this.lw.start().then(() => {
-        if (this.state.lastSyncMs > 0) this.backoffMs = this.opts.initialBackoffMs ?? 500;
+        if (this.failures !== failuresBefore || this.stopped) return;
+        this.backoffMs = this.opts.initialBackoffMs ?? 500;
+        this.failing = false;
+        this.fresh();
       });
     }, delay);
   }
@@ -161,7 +186,8 @@ export class ResilientInformer<T extends KubernetesObject> {
    * so readers never see an empty cache; the old informer keeps serving until then.
    */
   async relist(): Promise<void> {
-    const next = new ListWatch<T>(this.opts.path, new Watch(this.opts.kc), this.listFn, false);
+    // Not listFn: a list that may yet be thrown away says nothing about the cache in service.
+    const next = new ListWatch<T>(this.opts.path, new Watch(this.opts.kc), this.fetchList, false);
     let failed = false;
     next.on('error', () => {
       failed = true;
@@ -172,17 +198,28 @@ export class ResilientInformer<T extends KubernetesObject> {
       return;
     }
     const previous = this.lw;
+    const before = previous.list();
     this.lw = next;
     this.wire(next);
+    // The new informer is healthy: a restart still pending for the old one would call start() on
+    // this running one, which aborts its watch (an error, so another restart, and so on).
+    this.timers.clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    this.backoffMs = this.opts.initialBackoffMs ?? 500;
+    this.failing = false;
     await previous.stop();
     this.fresh();
-    this.opts.onChange();
+    // Unchanged objects kept their identity (fetchList): only a real difference is a change.
+    const after = next.list();
+    const seen = new Set<T>(before);
+    if (after.length !== before.length || after.some((o) => !seen.has(o))) this.opts.onChange();
   }
 
   /** Cache changes and errors of the informer in service reach the source; others are ignored. */
   private wire(lw: ListWatch<T>): void {
     const changed = () => {
       if (lw !== this.lw) return;
+      this.failing = false;
       this.fresh();
       this.opts.onChange();
     };
@@ -190,7 +227,8 @@ export class ResilientInformer<T extends KubernetesObject> {
     lw.on('update', changed);
     lw.on('delete', changed);
     lw.on('connect', () => {
-      if (lw === this.lw) this.fresh();
+      // ListWatch reports `connect` before it lists or watches: after an error that proves nothing.
+      if (lw === this.lw && !this.failing) this.fresh();
     });
     lw.on('error', (err) => {
       if (lw === this.lw) this.failed(err);
