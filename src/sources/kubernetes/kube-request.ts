@@ -58,7 +58,14 @@ export async function kubeRequest<T = unknown>(
   const headers = ctx.getHeaders() as Record<string, string>;
   const res = await fetch(url, { method, headers, body, dispatcher: ctx.getDispatcher() });
   const text = await res.text();
-  const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  let json: Record<string, unknown> = {};
+  try {
+    json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    // Not JSON (an HTML error page from something in between): keep it as the message.
+    if (res.status < 400) throw new KubeError(res.status, `${method} ${path}: the answer is not JSON`);
+    json = { message: text.slice(0, 500) };
+  }
   if (res.status >= 400) {
     throw new KubeError(
       res.status,
