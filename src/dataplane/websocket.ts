@@ -31,7 +31,7 @@ import { request as httpsRequest } from 'node:https';
 import { isIP, Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { type ErrorDefinition, Errors, errorBody } from './errors.ts';
-import { type OutgoingHeaders, requestIdFor } from './upstream/headers.ts';
+import { HOP_BY_HOP, type OutgoingHeaders, requestIdFor } from './upstream/headers.ts';
 import { classifyUpstreamError, type FailureKind } from './upstream/upstream-error.ts';
 
 export interface UpgradeTarget {
@@ -119,19 +119,6 @@ export interface UpgradeHandle {
 const LINGER_MS = 5_000;
 /** Bytes a client may send before the upstream has answered the handshake (it should send none). */
 const MAX_EARLY_BYTES = 64 * 1024;
-
-/** Response headers never passed on (RFC 9110 §7.6.1); Connection and Upgrade are set by us. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** Handshake headers taken from the client request, whatever the target's headers say. */
 const HANDSHAKE_HEADERS = [

@@ -4,10 +4,8 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { parseDurationMs } from '../../compiler/units.ts';
-import { parseGatewayConfig, parseHostPort } from '../../config/gateway-config.ts';
 import { startProxyRole } from '../../roles/proxy.ts';
-import { loadConfigFile } from '../config-file.ts';
+import { servingSettings, untilSignalled } from '../serving.ts';
 import { UsageError } from '../usage-error.ts';
 
 export const proxyHelp = `Usage: modelgate proxy --controller URL [--controller URL...] [options]
@@ -62,47 +60,19 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   // Read on every use: a rotated token in a mounted Secret is picked up without a restart.
   const token = () => readFileSync(tokenFile, 'utf8').trim();
   token();
-  const parsed = parseGatewayConfig(values.config ? await loadConfigFile(values.config) : undefined);
-  if (!parsed.ok)
-    throw new UsageError(
-      `${values.config}: ${parsed.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
-    );
-  const config = parsed.config;
-  const first = config.listeners[0]!;
-  const listenAt = values.listen
-    ? parseHostPort(values.listen)
-    : { address: first.address, port: first.port };
-  const adminAt = values.admin ? parseHostPort(values.admin) : config.admin;
-  if (!listenAt) throw new UsageError(`--listen ${values.listen}: expected HOST:PORT`);
-  if (!adminAt) throw new UsageError(`--admin ${values.admin}: expected HOST:PORT`);
-  const drain = values['drain-timeout'] ?? '30s';
-  if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(drain))
-    throw new UsageError(`--drain-timeout ${drain}: expected a duration like 30s`);
-  const tracing = { ...config.tracing };
-  if (values['otlp-endpoint']) tracing.otlpEndpoint = values['otlp-endpoint'];
-
+  const serving = await servingSettings(values);
   const role = await startProxyRole({
     proxyId: values['proxy-id'] ?? env.POD_NAME ?? hostname(),
     controllers,
     token,
-    stateDir: values['state-dir'] ?? env.MODELGATE_STATE_DIR ?? config.stateDir,
-    listen: listenAt,
-    admin: adminAt,
+    stateDir: values['state-dir'] ?? env.MODELGATE_STATE_DIR ?? serving.config.stateDir,
+    listen: serving.listen,
+    admin: serving.admin,
     pushCa: values['push-ca-file'] ? readFileSync(values['push-ca-file'], 'utf8') : undefined,
-    tracing,
+    tracing: serving.tracing,
   });
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      role.proxy.logger.info({ signal }, 'shutting down');
-      role.shutdown(parseDurationMs(drain)).then(
-        () => resolve(0),
-        () => resolve(1),
-      );
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+  return untilSignalled((signal) => {
+    role.proxy.logger.info({ signal }, 'shutting down');
+    return role.shutdown(serving.drainMs);
   });
 }

@@ -2,10 +2,8 @@
  * `modelgate standalone -f DIR`: the whole gateway in one process, from YAML files.
  */
 import { parseArgs } from 'node:util';
-import { parseDurationMs } from '../../compiler/units.ts';
-import { parseGatewayConfig, parseHostPort } from '../../config/gateway-config.ts';
 import { startStandalone } from '../../roles/standalone.ts';
-import { loadConfigFile } from '../config-file.ts';
+import { servingSettings, untilSignalled } from '../serving.ts';
 import { UsageError } from '../usage-error.ts';
 
 export const standaloneHelp = `Usage: modelgate standalone -f PATH [-f PATH...] [--listen HOST:PORT] [--admin HOST:PORT] [--config FILE]
@@ -44,41 +42,15 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (!values.file || values.file.length === 0) throw new UsageError('standalone needs at least one -f PATH');
-  const parsed = parseGatewayConfig(values.config ? await loadConfigFile(values.config) : undefined);
-  if (!parsed.ok) {
-    throw new UsageError(
-      `${values.config}: ${parsed.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`,
-    );
-  }
-  const config = parsed.config;
-  const first = config.listeners[0]!;
-  const listenAt = values.listen
-    ? parseHostPort(values.listen)
-    : { address: first.address, port: first.port };
-  const adminAt = values.admin ? parseHostPort(values.admin) : config.admin;
-  if (!listenAt) throw new UsageError(`--listen ${values.listen}: expected HOST:PORT`);
-  if (!adminAt) throw new UsageError(`--admin ${values.admin}: expected HOST:PORT`);
-
-  const drainText = values['drain-timeout'] ?? '30s';
-  if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(drainText))
-    throw new UsageError(`--drain-timeout ${drainText}: expected a duration like 30s`);
-  const drainMs = parseDurationMs(drainText);
-
-  const tracing = { ...config.tracing };
-  if (values['otlp-endpoint']) tracing.otlpEndpoint = values['otlp-endpoint'];
-  const gateway = await startStandalone({ paths: values.file, listen: listenAt, admin: adminAt, tracing });
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      gateway.proxy.logger.info({ signal }, 'shutting down');
-      gateway.shutdown(drainMs).then(
-        () => resolve(0),
-        () => resolve(1),
-      );
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
+  const serving = await servingSettings(values);
+  const gateway = await startStandalone({
+    paths: values.file,
+    listen: serving.listen,
+    admin: serving.admin,
+    tracing: serving.tracing,
+  });
+  return untilSignalled((signal) => {
+    gateway.proxy.logger.info({ signal }, 'shutting down');
+    return gateway.shutdown(serving.drainMs);
   });
 }
