@@ -202,7 +202,16 @@ export class RuntimeTable {
       this.poolKeys.add(deps.pools.keyOf(origin, pool));
       const info = deps.endpoints.get(origin, e.address, e.port, scheme ?? e.scheme);
       (e.state === 'ready' ? ready : draining).push(info.state);
-      if (rule.healthCheck) this.healthTargets.push({ origin, ...rule.healthCheck });
+      if (rule.healthCheck) {
+        const tls = b.tls && {
+          ca: b.tls.caPem,
+          servername: b.tls.serverName,
+          cert: b.tls.certificatePem,
+          key: b.tls.privateKey,
+          rejectUnauthorized: !b.tls.insecureSkipVerify,
+        };
+        this.healthTargets.push({ origin, ...rule.healthCheck, ...(tls && { tls }) });
+      }
     }
     const labels = [rule.route, b.name];
     const o = rule.outlierDetection;

@@ -44,6 +44,17 @@ export interface HealthCheckSettings {
 /** One endpoint to check: its origin (`http://10.0.0.1:8000`, as EndpointState.id) and settings. */
 export interface HealthTarget extends HealthCheckSettings {
   origin: string;
+  /** For https endpoints: how the proxy verifies them (a private CA, the SNI name). */
+  tls?: ProbeTls;
+}
+
+export interface ProbeTls {
+  ca?: string;
+  servername?: string;
+  /** Client certificate and key, for upstreams that require mutual TLS. */
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: boolean;
 }
 
 /**
@@ -56,6 +67,7 @@ export type Probe = (
   path: string,
   timeoutMs: number,
   signal: AbortSignal,
+  tls?: ProbeTls,
 ) => Promise<boolean>;
 
 export type ProbeResult = 'pass' | 'fail' | 'timeout';
@@ -105,7 +117,7 @@ const MAX_PROBE_BODY_BYTES = 64 * 1024;
  * thousands of endpoints holds no idle sockets between probes. https origins verify certificates
  * as the proxy's own pools do.
  */
-export const httpProbe: Probe = (origin, path, timeoutMs, signal) =>
+export const httpProbe: Probe = (origin, path, timeoutMs, signal, tls) =>
   new Promise<boolean>((resolve) => {
     let url: URL;
     try {
@@ -124,6 +136,14 @@ export const httpProbe: Probe = (origin, path, timeoutMs, signal) =>
         // Socket inactivity; a backstop for callers that never abort.
         timeout: timeoutMs,
         headers: { connection: 'close', 'user-agent': 'modelgate-health-check', accept: '*/*' },
+        // The same trust as the proxy's pool for this backend: its CA, SNI and verification.
+        ...(tls && {
+          ca: tls.ca,
+          servername: tls.servername,
+          cert: tls.cert,
+          key: tls.key,
+          rejectUnauthorized: tls.rejectUnauthorized,
+        }),
       },
       (res) => {
         const status = res.statusCode ?? 0;
@@ -328,7 +348,7 @@ export class ActiveHealthChecker {
       deadline = this.timers.setTimeout(() => finish('timeout'), timeoutMs);
       let sent: Promise<boolean>;
       try {
-        sent = this.probe(origin, path, timeoutMs, controller.signal);
+        sent = this.probe(origin, path, timeoutMs, controller.signal, check.target.tls);
       } catch {
         sent = Promise.resolve(false);
       }

@@ -85,3 +85,25 @@ test('the dump shows the certificates but never the private key', async () => {
   assert.ok(dump.includes('BEGIN CERTIFICATE'));
   assert.ok(!dump.includes('PRIVATE KEY'), 'the client key is redacted');
 });
+
+test('health checks of a TLS backend use its CA and SNI, so a healthy upstream stays in service', async (t) => {
+  const url = `https://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+  const secret = (name: string, data: Record<string, string>) =>
+    `apiVersion: v1\nkind: Secret\nmetadata: {name: ${name}, namespace: test}\nstringData: ${JSON.stringify(data)}\n---\n`;
+  const checked = await startGateway(
+    secret('ca', { 'ca.crt': pem('ca.crt') }) +
+      secret('client', { 'tls.crt': pem('client.crt'), 'tls.key': pem('client.key') }) +
+      route(
+        'probed',
+        `{rules: [{healthCheck: {path: /health, interval: 50ms, unhealthyThreshold: 1}, backends: [{name: b, urls: ["${url}"],
+          tls: {caSecretRef: {name: ca}, serverName: upstream.test, clientCertificateSecretRef: {name: client}}}]}]}`,
+      ),
+  );
+  t.after(() => checked.close());
+  await new Promise<void>((resolve) => {
+    const check = () => (checked.proxy.health.checker.stats.pass >= 3 ? resolve() : setImmediate(check));
+    check();
+  });
+  assert.equal(checked.proxy.health.checker.stats.fail, 0);
+  assert.equal((await send(checked.url, { path: '/x' })).status, 200);
+});
