@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -35,6 +36,8 @@ export interface ControllerOptions {
   listen: { address: string; port: number };
   /** Admin listener: /healthz /readyz /metrics. */
   admin: { address: string; port: number };
+  /** TLS for the push stream (PEM); plain HTTP when unset. */
+  pushTls?: { cert: string; key: string };
   tokenSecretName?: string;
   leaseName?: string;
   leaseDurationMs?: number;
@@ -265,8 +268,16 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     ),
   );
 
-  const pushServer = createServer(push.requestListener());
-  const pushUrl = await listen(pushServer, opts.listen);
+  const pushServer: Server = opts.pushTls
+    ? (createTlsServer(
+        { cert: opts.pushTls.cert, key: opts.pushTls.key },
+        push.requestListener(),
+      ) as unknown as Server)
+    : createServer(push.requestListener());
+  const pushUrl = (await listen(pushServer, opts.listen)).replace(
+    /^http:/,
+    opts.pushTls ? 'https:' : 'http:',
+  );
   await source.start();
   elector.start();
 
