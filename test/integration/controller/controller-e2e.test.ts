@@ -116,3 +116,56 @@ test('apply a route: traffic flows through the proxy and the status says Program
   const ready = await send(proxy.adminUrl, { path: '/readyz' });
   assert.equal(ready.json<{ source: string }>().source, 'controller');
 });
+
+test('the push stream can run over TLS, verified with the proxy CA bundle', async (t) => {
+  const { readFileSync } = await import('node:fs');
+  const pem = (name: string) => readFileSync(new URL(`../../fixtures/tls/${name}`, import.meta.url), 'utf8');
+  const api = await startFakeApiServer();
+  const up = await startUpstream('model');
+  const stateDir = await mkdtemp(join(tmpdir(), 'modelgate-proxy-state-'));
+  const controller = await startController({
+    kc: kubeConfigFor(api.url),
+    namespace: 'modelgate',
+    identity: 'controller-0',
+    listen: { address: '127.0.0.1', port: 0 },
+    admin: { address: '127.0.0.1', port: 0 },
+    pushTls: { cert: pem('server.crt'), key: pem('server.key') },
+    retryPeriodMs: 100,
+    debounceMs: 10,
+    logger: quiet(),
+  });
+  assert.match(controller.pushUrl, /^https:/);
+  const token = Buffer.from(
+    String(api.get<{ data: { token: string } }>('Secret', 'modelgate', 'modelgate-push-token')!.data.token),
+    'base64',
+  ).toString();
+  const proxy = await startProxyRole({
+    proxyId: 'proxy-tls',
+    controllers: [controller.pushUrl],
+    token: () => token,
+    stateDir,
+    listen: { address: '127.0.0.1', port: 0 },
+    admin: { address: '127.0.0.1', port: 0 },
+    pushCa: pem('ca.crt'),
+    logger: quiet(),
+  });
+  t.after(async () => {
+    await proxy.shutdown(1000);
+    await controller.shutdown();
+    await api.close();
+    await up.close();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+  api.apply({
+    apiVersion: 'modelgate.dev/v1alpha1',
+    kind: 'ModelRoute',
+    metadata: { name: 'chat', namespace: 'ml' },
+    spec: { rules: [{ backends: [{ name: 'b', urls: [up.url] }] }] },
+  });
+  await new Promise<void>((resolve) => {
+    const check = async () =>
+      (await send(proxy.listener.url, { path: '/' })).status === 200 ? resolve() : setImmediate(check);
+    void check();
+  });
+  assert.equal(proxy.push.status().connected, 1);
+});
