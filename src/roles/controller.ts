@@ -15,6 +15,7 @@ import { Registry } from 'prom-client';
 import type { ClusterState } from '../api/cluster-state.ts';
 import type { Condition } from '../api/status.ts';
 import { type CompileResult, compile, type ResourceStatus } from '../compiler/compile.ts';
+import { endpointOnlyUpdate } from '../controlplane/endpoint-fast-path.ts';
 import { LeaderElector } from '../controlplane/leader-election.ts';
 import { GenerationLedger, programmedCondition } from '../controlplane/programmed.ts';
 import { PushServer } from '../controlplane/push-server.ts';
@@ -170,9 +171,13 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     if (version) ledger.record(version, result.statuses);
   };
 
+  let lastState: ClusterState | undefined;
   const recompute = (state: ClusterState) => {
     const t0 = performance.now();
-    const result = compile(state);
+    // Pods coming and going change only EndpointSlices: re-resolve the Services they belong to.
+    const fast = last && lastState ? endpointOnlyUpdate(lastState, last, state) : undefined;
+    const result = fast ?? compile(state);
+    lastState = state;
     compileSeconds.child([]).observe((performance.now() - t0) / 1000);
     compileCount++;
     last = result;
@@ -219,8 +224,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     onChange: recompute,
     onError: (kind, err, ms) =>
       logger.warn({ kind, err: String(err), retryInMs: ms }, 'watch failed; restarting'),
-    debounceMs: opts.debounceMs,
-    maxDebounceMs: opts.maxDebounceMs,
+    // Short: a change should reach proxies within ~100 ms; bursts still coalesce, and endpoint
+    // churn takes the fast path.
+    debounceMs: opts.debounceMs ?? 20,
+    maxDebounceMs: opts.maxDebounceMs ?? 500,
   });
 
   register(
