@@ -4,6 +4,7 @@
  * controller answers (including right after a restart: the table persisted on disk).
  */
 import { resolve4, resolve6 } from 'node:dns/promises';
+import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { listenAdmin } from '../dataplane/admin.ts';
 import { GatewayProxy } from '../dataplane/proxy.ts';
@@ -55,6 +56,10 @@ export function controllerResolver(entries: readonly string[]): () => Promise<st
 }
 
 export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole> {
+  // Test-only hook: while the file named by MODELGATE_TEST_REFUSE_TABLES_FILE exists, this proxy
+  // refuses (NACKs) every table, so multi-process tests can force a NACK through the real CLI
+  // (test/integration/controller/multi-process.test.ts). Unset in production: no effect.
+  const refuseForTest = process.env.MODELGATE_TEST_REFUSE_TABLES_FILE || undefined;
   const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
   const tracer = createTracer({
     endpoint: opts.tracing?.otlpEndpoint,
@@ -66,7 +71,10 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
     proxyId: opts.proxyId,
     controllers: controllerResolver(opts.controllers),
     token: opts.token,
-    apply: (table, version) => proxy.apply(table, version),
+    apply: (table, version) =>
+      refuseForTest !== undefined && existsSync(refuseForTest)
+        ? { ok: false, reason: 'refused for a test' }
+        : proxy.apply(table, version),
     stateDir: opts.stateDir,
     logger,
     ca: opts.pushCa,

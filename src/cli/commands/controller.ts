@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
+import { parseDurationMs } from '../../compiler/units.ts';
 import { parseHostPort } from '../../config/gateway-config.ts';
 import { startController } from '../../roles/controller.ts';
 import { UsageError } from '../usage-error.ts';
@@ -25,6 +26,10 @@ Options (environment variables in brackets):
   --admin HOST:PORT        /healthz /readyz /metrics /status (default 0.0.0.0:9902)
   --push-token-secret NAME default modelgate-push-token (created at first start if absent)
   --lease NAME             default modelgate-controller
+  --lease-duration DUR     how long a Lease holds without renewal (default 15s)
+  --renew-deadline DUR     how long the leader keeps trying to renew before stepping down
+                           (default 10s)
+  --retry-period DUR       how often each replica reads or renews the Lease (default 2s)
   -h, --help               show this help`;
 
 export async function controllerCommand(argv: string[]): Promise<number> {
@@ -39,6 +44,9 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       admin: { type: 'string', default: '0.0.0.0:9902' },
       'push-token-secret': { type: 'string' },
       lease: { type: 'string' },
+      'lease-duration': { type: 'string' },
+      'renew-deadline': { type: 'string' },
+      'retry-period': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -55,6 +63,16 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const adminAt = parseHostPort(values.admin ?? '');
   if (!listenAt) throw new UsageError(`--listen ${values.listen}: expected HOST:PORT`);
   if (!adminAt) throw new UsageError(`--admin ${values.admin}: expected HOST:PORT`);
+  const duration = (flag: 'lease-duration' | 'renew-deadline' | 'retry-period') => {
+    const text = values[flag];
+    if (text === undefined) return undefined;
+    if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(text) || parseDurationMs(text) <= 0)
+      throw new UsageError(`--${flag} ${text}: expected a duration like 15s`);
+    return parseDurationMs(text);
+  };
+  const leaseDurationMs = duration('lease-duration');
+  const renewDeadlineMs = duration('renew-deadline');
+  const retryPeriodMs = duration('retry-period');
   const role = await startController({
     kc,
     namespace: values.namespace ?? env.POD_NAMESPACE ?? 'modelgate',
@@ -64,6 +82,9 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     admin: adminAt,
     tokenSecretName: values['push-token-secret'],
     leaseName: values.lease,
+    leaseDurationMs,
+    renewDeadlineMs,
+    retryPeriodMs,
   });
   return new Promise<number>((resolve) => {
     let stopping = false;
