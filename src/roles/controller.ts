@@ -166,9 +166,22 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       ),
   });
 
+  // When each version was published, to measure how long proxies take to run it.
+  const publishedAt = new Map<string, number>();
+  const pushLatency = new HistogramFamily(
+    'modelgate_controller_push_latency_seconds',
+    'Time from publishing a table version to each proxy ACKing it.',
+    [],
+    [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+  );
+  register(pushLatency);
   const publish = (result: CompileResult) => {
     const version = push.publish(result.table);
-    if (version) ledger.record(version, result.statuses);
+    if (!version) return;
+    ledger.record(version, result.statuses);
+    const key = `${version.term}.${version.seq}`;
+    if (!publishedAt.has(key)) publishedAt.set(key, performance.now());
+    if (publishedAt.size > 64) publishedAt.delete(publishedAt.keys().next().value!);
   };
 
   let lastState: ClusterState | undefined;
@@ -214,7 +227,11 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       }
     });
   };
-  push.on('ack', () => scheduleStatus());
+  push.on('ack', (ack) => {
+    const at = ack.ok ? publishedAt.get(`${ack.version.term}.${ack.version.seq}`) : undefined;
+    if (at !== undefined) pushLatency.child([]).observe((performance.now() - at) / 1000);
+    scheduleStatus();
+  });
   push.on('connect', () => scheduleStatus());
   push.on('disconnect', () => scheduleStatus());
 

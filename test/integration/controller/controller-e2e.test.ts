@@ -95,6 +95,10 @@ test('apply a route: traffic flows through the proxy and the status says Program
     return r?.status?.conditions?.find((c) => c.type === 'Programmed' && c.status === 'True');
   });
   assert.match(programmed.message, /1\/1 proxies/);
+  const metrics = (await send(controller.adminUrl, { path: '/metrics' })).text;
+  assert.match(metrics, /modelgate_controller_push_latency_seconds_count [1-9]/);
+  assert.match(metrics, /modelgate_controller_leader\{term="\d+"\} 1/);
+  assert.match(metrics, /modelgate_informer_staleness_seconds\{kind="ModelRoute"/);
   const r = await send(proxy.listener.url, { path: '/v1/chat' });
   assert.equal(r.status, 200);
   assert.equal(r.headers['x-upstream'], 'model');
