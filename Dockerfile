@@ -26,5 +26,7 @@ COPY examples ./examples
 # The image's unprivileged `node` user (uid 1000).
 USER 1000:1000
 EXPOSE 8080 9901
-ENTRYPOINT ["node", "/app/dist/cli/main.js"]
+# A smaller young generation keeps a proxy's resident memory down (10,000 routes: 186 MB with
+# V8's default semi-space, 157 MB with 8 MB; see README "Measured").
+ENTRYPOINT ["node", "--max-semi-space-size=8", "/app/dist/cli/main.js"]
 CMD ["--help"]
