@@ -87,8 +87,8 @@ const { values } = parseArgs({
     rate: { type: 'string' },
     connections: { type: 'string', default: '64' },
     routes: { type: 'string', default: '10000' },
-    /** Extra node flags for every gateway child (e.g. "--max-semi-space-size=4"). */
-    'node-flags': { type: 'string', default: '' },
+    /** Node flags for every gateway child; the default is what the image's entry point uses. */
+    'node-flags': { type: 'string', default: '--max-semi-space-size=8' },
     /** Pretend these are not installed (comma list: nginx, wrk), to try the fallbacks. */
     without: { type: 'string', default: '' },
   },

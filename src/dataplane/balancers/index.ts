@@ -29,11 +29,26 @@ export { RoundRobinBalancer } from './round-robin.ts';
 export type { Balancer, BalancerOptions, Clock, EndpointState, PickContext, Random } from './types.ts';
 export { newEndpointState } from './types.ts';
 
+const ALGORITHMS: ReadonlySet<string> = new Set(['RoundRobin', 'LeastRequest', 'PeakEWMA', 'ConsistentHash']);
+
+/** One endpoint (or none): every algorithm picks it, with no per-algorithm state to allocate. */
+class SingleBalancer implements Balancer {
+  readonly #endpoint: EndpointState | undefined;
+  constructor(endpoint: EndpointState | undefined) {
+    this.#endpoint = endpoint;
+  }
+  pick(): EndpointState | undefined {
+    return this.#endpoint;
+  }
+}
+
 export function createBalancer(
   algorithm: LoadBalancingAlgorithm,
   endpoints: readonly EndpointState[],
   opts: BalancerOptions,
 ): Balancer {
+  // Most backends of a large table have one endpoint (or a handful): keep those cheap in memory.
+  if (endpoints.length <= 1 && ALGORITHMS.has(algorithm)) return new SingleBalancer(endpoints[0]);
   switch (algorithm) {
     case 'RoundRobin':
       return new RoundRobinBalancer(endpoints, opts);
