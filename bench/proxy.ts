@@ -4,6 +4,7 @@
  *
  *   npm run bench:proxy                 3 runs of everything, medians
  *   npm run bench:proxy -- --quick      1 run, 2 s loads
+ *   npm run bench:proxy -- --only latency   just that section (router, cpu, latency, memory)
  *   npm run bench:proxy -- --profile    also: a CPU profile of the gateway under wrk, top self times
  *                                       (--profile-out FILE keeps the .cpuprofile for DevTools)
  *
@@ -91,8 +92,11 @@ const { values } = parseArgs({
     'node-flags': { type: 'string', default: '--max-semi-space-size=8' },
     /** Pretend these are not installed (comma list: nginx, wrk), to try the fallbacks. */
     without: { type: 'string', default: '' },
+    /** Only these sections (comma list of router, cpu, latency, memory); default all. */
+    only: { type: 'string', default: 'router,cpu,latency,memory' },
   },
 });
+const ONLY = new Set(values.only.split(','));
 const QUICK = values.quick;
 const RUNS = Number(values.runs ?? (QUICK ? 1 : 3));
 const DURATION_S = Number(values.duration ?? (QUICK ? 2 : 10));
@@ -160,44 +164,48 @@ async function undisturbed<T extends { otherLoad: number; attempts: number }>(
 
 // --- 4. Router lookup (first: in this process, while nothing else runs) ---------------------------
 
-progress('router lookup');
-const lookups = {
-  uniform10: prepareLookup(10, 'uniform', ROUTER_MS),
-  uniformMany: prepareLookup(MANY_ROUTES, 'uniform', ROUTER_MS),
-  zipf10: prepareLookup(10, 'zipf', ROUTER_MS),
-  zipfMany: prepareLookup(MANY_ROUTES, 'zipf', ROUTER_MS),
-};
-const lookupRuns: Record<keyof typeof lookups, { ns: number; otherLoad: number; attempts: number }[]> = {
-  uniform10: [],
-  uniformMany: [],
-  zipf10: [],
-  zipfMany: [],
-};
-const ROUTER_RUNS = Math.max(RUNS, 3); // cheap: always a median of three at least
-for (let run = 0; run < ROUTER_RUNS; run++) {
-  for (const [key, lookup] of Object.entries(lookups) as [keyof typeof lookups, Lookup][]) {
-    lookupRuns[key].push(
-      await undisturbed(`router ${key}`, async () => {
-        // Unpinned (this process): other load anywhere on the machine counts.
-        const other = watchOtherLoad(undefined, []);
-        const ns = lookup.measure(ROUTER_MS);
-        return { ns, otherLoad: round(other()), attempts: 1 };
-      }),
-    );
+async function measureRouter() {
+  progress('router lookup');
+  const lookups = {
+    uniform10: prepareLookup(10, 'uniform', ROUTER_MS),
+    uniformMany: prepareLookup(MANY_ROUTES, 'uniform', ROUTER_MS),
+    zipf10: prepareLookup(10, 'zipf', ROUTER_MS),
+    zipfMany: prepareLookup(MANY_ROUTES, 'zipf', ROUTER_MS),
+  };
+  const lookupRuns: Record<keyof typeof lookups, { ns: number; otherLoad: number; attempts: number }[]> = {
+    uniform10: [],
+    uniformMany: [],
+    zipf10: [],
+    zipfMany: [],
+  };
+  const ROUTER_RUNS = Math.max(RUNS, 3); // cheap: always a median of three at least
+  for (let run = 0; run < ROUTER_RUNS; run++) {
+    for (const [key, lookup] of Object.entries(lookups) as [keyof typeof lookups, Lookup][]) {
+      lookupRuns[key].push(
+        await undisturbed(`router ${key}`, async () => {
+          // Unpinned (this process): other load anywhere on the machine counts.
+          const other = watchOtherLoad(undefined, []);
+          const ns = lookup.measure(ROUTER_MS);
+          return { ns, otherLoad: round(other()), attempts: 1 };
+        }),
+      );
+    }
   }
+  const ns = (key: keyof typeof lookups) => median(lookupRuns[key].map((r) => r.ns));
+  const routerResult = {
+    lookups: 'GET hits over the hosts and paths of the table, 10,000 prebuilt requests',
+    routesMany: MANY_ROUTES,
+    uniform: {
+      ns10: ns('uniform10'),
+      nsMany: ns('uniformMany'),
+      ratio: round(ns('uniformMany') / ns('uniform10')),
+    },
+    zipf: { ns10: ns('zipf10'), nsMany: ns('zipfMany'), ratio: round(ns('zipfMany') / ns('zipf10')) },
+    runs: lookupRuns,
+  };
+  return routerResult;
 }
-const ns = (key: keyof typeof lookups) => median(lookupRuns[key].map((r) => r.ns));
-const routerResult = {
-  lookups: 'GET hits over the hosts and paths of the table, 10,000 prebuilt requests',
-  routesMany: MANY_ROUTES,
-  uniform: {
-    ns10: ns('uniform10'),
-    nsMany: ns('uniformMany'),
-    ratio: round(ns('uniformMany') / ns('uniform10')),
-  },
-  zipf: { ns10: ns('zipf10'), nsMany: ns('zipfMany'), ratio: round(ns('zipfMany') / ns('zipf10')) },
-  runs: lookupRuns,
-};
+const routerResult = ONLY.has('router') ? await measureRouter() : undefined;
 
 // --- Servers ----------------------------------------------------------------------------------
 
@@ -244,8 +252,10 @@ for (const [key, args] of [
   ['modelgateBare', ['--table', bareTable, '--log', '/dev/null']],
   ['modelgateObserved', ['--table', observedTable, '--log', accessLogFile, '--admin']],
   ['nodeHello', ['--mode', 'hello']],
+  ['nodeMinimalProxy', ['--mode', 'minimal-proxy', '--upstream', upstream.url]],
+  ['nodeMinimalNodeClient', ['--mode', 'minimal-node-client-proxy', '--upstream', upstream.url]],
 ] as const) {
-  const nodeFlags = key === 'nodeHello' ? [] : GATEWAY_FLAGS;
+  const nodeFlags = key.startsWith('node') ? [] : GATEWAY_FLAGS;
   const child = await startNodeChild({ args: [...args], cpu: PROXY_CPU, nodeFlags });
   servers[key] = { name: key, pid: child.pid, url: child.url, child };
 }
@@ -308,12 +318,14 @@ async function cpuRun(target: Server, scrapeAdmin: number | undefined, seconds: 
 }
 
 let cpuResult: unknown;
-if (wrkBin) {
+if (wrkBin && ONLY.has('cpu')) {
   const cases: [string, Server, number | undefined][] = [['direct', upstream, undefined]];
   if (servers.nginx) cases.push(['nginx', servers.nginx, undefined]);
   cases.push(['modelgateBare', servers.modelgateBare!, undefined]);
   cases.push(['modelgateObserved', servers.modelgateObserved!, servers.modelgateObserved!.child!.adminPort]);
   cases.push(['nodeHello', servers.nodeHello!, undefined]);
+  cases.push(['nodeMinimalProxy', servers.nodeMinimalProxy!, undefined]);
+  cases.push(['nodeMinimalNodeClient', servers.nodeMinimalNodeClient!, undefined]);
   for (const [name, s] of cases) {
     progress(`cpu: warm-up ${name}`);
     await runWrk(wrkBin, `${s.url}/v1/chat/completions`, {
@@ -359,6 +371,7 @@ if (wrkBin) {
           bareOverNginx: round(us.modelgateBare! / us.nginx!),
           observedOverNginx: round(us.modelgateObserved! / us.nginx!),
           nodeHelloOverNginx: round(us.nodeHello! / us.nginx!),
+          nodeMinimalProxyOverNginx: round(us.nodeMinimalProxy! / us.nginx!),
         }
       : undefined,
     accessLogLines: access.split('\n').filter((l) => l.includes('"msg":"access"')).length,
@@ -390,65 +403,77 @@ async function fixedRate(target: Server): Promise<LatencyRun> {
   return { ...(JSON.parse(r.stdout) as FixedRateResult), otherLoad: round(other()), attempts: 1 };
 }
 
-const latencyTargets: [string, Server][] = [['direct', upstream]];
-if (servers.nginx) latencyTargets.push(['nginx', servers.nginx]);
-latencyTargets.push(
-  ['modelgateBare', servers.modelgateBare!],
-  ['modelgateObserved', servers.modelgateObserved!],
-);
-const latencyRuns: Record<string, LatencyRun[]> = Object.fromEntries(
-  latencyTargets.map(([name]) => [name, []]),
-);
-for (let run = 0; run < RUNS; run++) {
-  for (const [name, s] of latencyTargets) {
-    progress(`latency: run ${run + 1}/${RUNS} ${name} at ${RATE}/s`);
-    latencyRuns[name]!.push(await undisturbed(`latency ${name}`, () => fixedRate(s)));
-  }
-}
-const PCTS = ['p50', 'p90', 'p99'] as const;
-const latencyUs: Record<string, Record<string, number>> = {};
-for (const [name] of latencyTargets) {
-  const rs = latencyRuns[name]!;
-  latencyUs[name] = Object.fromEntries(PCTS.map((p) => [p, median(rs.map((r) => r.latencyUs[p]))]));
-}
-const added: Record<string, Record<string, number>> = {};
-for (const [name] of latencyTargets) {
-  if (name === 'direct') continue;
-  added[name] = Object.fromEntries(
-    PCTS.map((p) => [p, round(latencyUs[name]![p]! - latencyUs.direct![p]!, 1)]),
+async function measureLatency() {
+  const latencyTargets: [string, Server][] = [['direct', upstream]];
+  if (servers.nginx) latencyTargets.push(['nginx', servers.nginx]);
+  latencyTargets.push(
+    ['modelgateBare', servers.modelgateBare!],
+    ['modelgateObserved', servers.modelgateObserved!],
+    ['nodeMinimalProxy', servers.nodeMinimalProxy!],
   );
+  const latencyRuns: Record<string, LatencyRun[]> = Object.fromEntries(
+    latencyTargets.map(([name]) => [name, []]),
+  );
+  for (let run = 0; run < RUNS; run++) {
+    for (const [name, s] of latencyTargets) {
+      progress(`latency: run ${run + 1}/${RUNS} ${name} at ${RATE}/s`);
+      latencyRuns[name]!.push(await undisturbed(`latency ${name}`, () => fixedRate(s)));
+    }
+  }
+  const PCTS = ['p50', 'p90', 'p99'] as const;
+  const latencyUs: Record<string, Record<string, number>> = {};
+  for (const [name] of latencyTargets) {
+    const rs = latencyRuns[name]!;
+    latencyUs[name] = Object.fromEntries(PCTS.map((p) => [p, median(rs.map((r) => r.latencyUs[p]))]));
+  }
+  const added: Record<string, Record<string, number>> = {};
+  for (const [name] of latencyTargets) {
+    if (name === 'direct') continue;
+    added[name] = Object.fromEntries(
+      PCTS.map((p) => [p, round(latencyUs[name]![p]! - latencyUs.direct![p]!, 1)]),
+    );
+  }
+  const addedRatio = (mg: string) =>
+    added.nginx
+      ? { p50: round(added[mg]!.p50! / added.nginx.p50!), p99: round(added[mg]!.p99! / added.nginx.p99!) }
+      : undefined;
+  const latencyResult = {
+    settings: {
+      rate: RATE,
+      durationS: DURATION_S,
+      warmupS: WARMUP_S,
+      runs: RUNS,
+      measuredFrom: 'hand-off to undici to the end of the response body',
+    },
+    latencyUs,
+    addedUs: added,
+    addedOverNginx: added.nginx
+      ? {
+          modelgateBare: addedRatio('modelgateBare'),
+          modelgateObserved: addedRatio('modelgateObserved'),
+          nodeMinimalProxy: addedRatio('nodeMinimalProxy'),
+        }
+      : undefined,
+    errors: Object.fromEntries(
+      latencyTargets.map(([n]) => [n, latencyRuns[n]!.reduce((e, r) => e + r.errors, 0)]),
+    ),
+    achievedRate: Object.fromEntries(
+      latencyTargets.map(([n]) => [n, latencyRuns[n]!.map((r) => r.achievedRate)]),
+    ),
+    scheduleLagP99Us: Object.fromEntries(
+      latencyTargets.map(([n]) => [n, latencyRuns[n]!.map((r) => r.lagUs.p99)]),
+    ),
+    otherLoad: Object.fromEntries(latencyTargets.map(([n]) => [n, latencyRuns[n]!.map((r) => r.otherLoad)])),
+    runs: Object.fromEntries(
+      latencyTargets.map(([n]) => [
+        n,
+        latencyRuns[n]!.map((r) => ({ ...r.latencyUs, attempts: r.attempts })),
+      ]),
+    ),
+  };
+  return latencyResult;
 }
-const addedRatio = (mg: string) =>
-  added.nginx
-    ? { p50: round(added[mg]!.p50! / added.nginx.p50!), p99: round(added[mg]!.p99! / added.nginx.p99!) }
-    : undefined;
-const latencyResult = {
-  settings: {
-    rate: RATE,
-    durationS: DURATION_S,
-    warmupS: WARMUP_S,
-    runs: RUNS,
-    measuredFrom: 'hand-off to undici to the end of the response body',
-  },
-  latencyUs,
-  addedUs: added,
-  addedOverNginx: added.nginx
-    ? { modelgateBare: addedRatio('modelgateBare'), modelgateObserved: addedRatio('modelgateObserved') }
-    : undefined,
-  errors: Object.fromEntries(
-    latencyTargets.map(([n]) => [n, latencyRuns[n]!.reduce((e, r) => e + r.errors, 0)]),
-  ),
-  achievedRate: Object.fromEntries(
-    latencyTargets.map(([n]) => [n, latencyRuns[n]!.map((r) => r.achievedRate)]),
-  ),
-  scheduleLagP99Us: Object.fromEntries(
-    latencyTargets.map(([n]) => [n, latencyRuns[n]!.map((r) => r.lagUs.p99)]),
-  ),
-  otherLoad: Object.fromEntries(latencyTargets.map(([n]) => [n, latencyRuns[n]!.map((r) => r.otherLoad)])),
-  runs: Object.fromEntries(
-    latencyTargets.map(([n]) => [n, latencyRuns[n]!.map((r) => ({ ...r.latencyUs, attempts: r.attempts }))]),
-  ),
-};
+const latencyResult = ONLY.has('latency') ? await measureLatency() : undefined;
 
 // --- 3. Memory with many routes ---------------------------------------------------------------------
 
@@ -467,68 +492,72 @@ async function memoryOf(child: NodeChild) {
   };
 }
 
-progress('memory: building the gateway child as JavaScript');
-const compiledChild = await compileGatewayChild(dir);
-if (!compiledChild)
-  skipped.push('tsc build of the gateway child failed: memory measured under type stripping');
-progress(`memory: compiling ${MANY_ROUTES} routes`);
-const many = manyRoutesTable(MANY_ROUTES, upstream.url);
-const manyTable = `${dir}/many.json`;
-const manyJson = JSON.stringify(many.table);
-writeFileSync(manyTable, manyJson);
-const startMemoryChild = (args: string[], nodeFlags: string[]) =>
-  startNodeChild({ args, cpu: PROXY_CPU, script: compiledChild, nodeFlags });
+async function measureMemory() {
+  progress('memory: building the gateway child as JavaScript');
+  const compiledChild = await compileGatewayChild(dir);
+  if (!compiledChild)
+    skipped.push('tsc build of the gateway child failed: memory measured under type stripping');
+  progress(`memory: compiling ${MANY_ROUTES} routes`);
+  const many = manyRoutesTable(MANY_ROUTES, upstream.url);
+  const manyTable = `${dir}/many.json`;
+  const manyJson = JSON.stringify(many.table);
+  writeFileSync(manyTable, manyJson);
+  const startMemoryChild = (args: string[], nodeFlags: string[]) =>
+    startNodeChild({ args, cpu: PROXY_CPU, script: compiledChild, nodeFlags });
 
-/** SPREAD_REQUESTS GETs, 32 at a time, over `targets` (stride 7919: neighbours far apart). */
-async function spread(
-  url: string,
-  targets: readonly RouteTarget[],
-): Promise<{ requests: number; ok: number }> {
-  const pool = new Pool(url, { connections: 32 });
-  let sent = 0;
-  let ok = 0;
-  const deadline = Date.now() + 60_000;
-  await Promise.all(
-    Array.from({ length: 32 }, async () => {
-      while (sent < SPREAD_REQUESTS && Date.now() < deadline) {
-        const t = targets[(sent++ * 7919) % targets.length]!;
-        const res = await pool.request({ path: t.path, method: 'GET', headers: { host: t.host } });
-        await res.body.text();
-        if (res.statusCode === 200) ok++;
-      }
-    }),
-  );
-  await pool.close();
-  return { requests: sent, ok };
+  /** SPREAD_REQUESTS GETs, 32 at a time, over `targets` (stride 7919: neighbours far apart). */
+  async function spread(
+    url: string,
+    targets: readonly RouteTarget[],
+  ): Promise<{ requests: number; ok: number }> {
+    const pool = new Pool(url, { connections: 32 });
+    let sent = 0;
+    let ok = 0;
+    const deadline = Date.now() + 60_000;
+    await Promise.all(
+      Array.from({ length: 32 }, async () => {
+        while (sent < SPREAD_REQUESTS && Date.now() < deadline) {
+          const t = targets[(sent++ * 7919) % targets.length]!;
+          const res = await pool.request({ path: t.path, method: 'GET', headers: { host: t.host } });
+          await res.body.text();
+          if (res.statusCode === 200) ok++;
+        }
+      }),
+    );
+    await pool.close();
+    return { requests: sent, ok };
+  }
+
+  const hello = await startMemoryChild(['--mode', 'hello'], []);
+  const nodeFloor = await memoryOf(hello);
+  await hello.exit();
+  // The same requests through a one-route gateway: what load alone does to the memory (the heap
+  // grows under allocation pressure), apart from the routes.
+  const one = await startMemoryChild(['--table', bareTable, '--log', '/dev/null'], GATEWAY_FLAGS);
+  const oneRoute = await memoryOf(one);
+  progress(`memory: ${SPREAD_REQUESTS} requests through a one-route gateway`);
+  const oneSpread = await spread(one.url, many.targets);
+  const oneRouteAfter = { ...oneSpread, ...(await memoryOf(one)) };
+  await one.exit();
+  const manyChild = await startMemoryChild(['--table', manyTable, '--log', '/dev/null'], GATEWAY_FLAGS);
+  const afterApply = await memoryOf(manyChild);
+  progress(`memory: ${SPREAD_REQUESTS} requests over the ${MANY_ROUTES} routes`);
+  const manySpread = await spread(manyChild.url, many.targets);
+  const afterRequests = { ...manySpread, ...(await memoryOf(manyChild)) };
+  await manyChild.exit();
+  const memoryResult = {
+    routes: MANY_ROUTES,
+    runtime: compiledChild ? 'JavaScript built by tsc (as dist/ runs)' : 'TypeScript via type stripping',
+    tableJsonMB: mb(manyJson.length),
+    nodeHelloFresh: nodeFloor,
+    oneRouteFresh: oneRoute,
+    oneRouteAfterRequests: oneRouteAfter,
+    afterApply,
+    afterRequests,
+  };
+  return memoryResult;
 }
-
-const hello = await startMemoryChild(['--mode', 'hello'], []);
-const nodeFloor = await memoryOf(hello);
-await hello.exit();
-// The same requests through a one-route gateway: what load alone does to the memory (the heap
-// grows under allocation pressure), apart from the routes.
-const one = await startMemoryChild(['--table', bareTable, '--log', '/dev/null'], GATEWAY_FLAGS);
-const oneRoute = await memoryOf(one);
-progress(`memory: ${SPREAD_REQUESTS} requests through a one-route gateway`);
-const oneSpread = await spread(one.url, many.targets);
-const oneRouteAfter = { ...oneSpread, ...(await memoryOf(one)) };
-await one.exit();
-const manyChild = await startMemoryChild(['--table', manyTable, '--log', '/dev/null'], GATEWAY_FLAGS);
-const afterApply = await memoryOf(manyChild);
-progress(`memory: ${SPREAD_REQUESTS} requests over the ${MANY_ROUTES} routes`);
-const manySpread = await spread(manyChild.url, many.targets);
-const afterRequests = { ...manySpread, ...(await memoryOf(manyChild)) };
-await manyChild.exit();
-const memoryResult = {
-  routes: MANY_ROUTES,
-  runtime: compiledChild ? 'JavaScript built by tsc (as dist/ runs)' : 'TypeScript via type stripping',
-  tableJsonMB: mb(manyJson.length),
-  nodeHelloFresh: nodeFloor,
-  oneRouteFresh: oneRoute,
-  oneRouteAfterRequests: oneRouteAfter,
-  afterApply,
-  afterRequests,
-};
+const memoryResult = ONLY.has('memory') ? await measureMemory() : undefined;
 
 // --- Profile (optional) -----------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ const { values } = parseArgs({
     table: { type: 'string' },
     log: { type: 'string', default: '/dev/null' },
     admin: { type: 'boolean', default: false },
+    upstream: { type: 'string' },
   },
 });
 
@@ -98,6 +99,14 @@ if (values.mode === 'hello') {
     res.end(UPSTREAM_BODY);
   });
   server.listen(0, '127.0.0.1', () => ready((server.address() as AddressInfo).port));
+} else if (values.mode === 'minimal-proxy') {
+  if (!values.upstream) throw new Error('--upstream URL is required in minimal-proxy mode');
+  const { startMinimalProxy } = await import('./minimal-proxy.ts');
+  ready(await startMinimalProxy(values.upstream));
+} else if (values.mode === 'minimal-node-client-proxy') {
+  if (!values.upstream) throw new Error('--upstream URL is required in this mode');
+  const { startMinimalNodeClientProxy } = await import('./minimal-proxy.ts');
+  ready(await startMinimalNodeClientProxy(values.upstream));
 } else {
   if (!values.table) throw new Error('--table FILE is required in gateway mode');
   const [{ pino }, { listenAdmin }, { GatewayProxy }, { listen }, { createLogger }] = await Promise.all([

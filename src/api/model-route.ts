@@ -5,6 +5,13 @@
  */
 import { type Static, Type } from '@sinclair/typebox';
 import {
+  AuthorizationSchema,
+  AuthSchema,
+  BackendCredentialsSchema,
+  CorsSchema,
+  RouteTlsSchema,
+} from './route-security.ts';
+import {
   ByteSize,
   cel,
   DnsLabel,
@@ -183,6 +190,7 @@ export const BackendSchema = Type.Object(
       Str(128, { description: 'Model revision served by this backend; keys caches and canary reports.' }),
     ),
     tls: Type.Optional(BackendTlsSchema),
+    credentials: Type.Optional(BackendCredentialsSchema),
   },
   {
     additionalProperties: false,
@@ -363,6 +371,7 @@ export const RuleSchema = Type.Object(
     retries: Type.Optional(RetriesSchema),
     healthCheck: Type.Optional(HealthCheckSchema),
     outlierDetection: Type.Optional(OutlierDetectionSchema),
+    authorization: Type.Optional(AuthorizationSchema),
   },
   {
     additionalProperties: false,
@@ -420,6 +429,9 @@ export const ModelRouteSpecSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Access logging for this route.' },
     ),
+    auth: Type.Optional(AuthSchema),
+    cors: Type.Optional(CorsSchema),
+    tls: Type.Optional(RouteTlsSchema),
     rules: List(RuleSchema, 64, {
       minItems: 1,
       description:
@@ -430,7 +442,14 @@ export const ModelRouteSpecSchema = Type.Object(
       }),
     }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    ...cel({
+      rule: 'has(self.auth) || self.rules.all(r, !has(r.authorization))',
+      message: 'rules[].authorization needs spec.auth',
+      fieldPath: '.auth',
+    }),
+  },
 );
 
 export const ModelRouteStatusSchema = Type.Object(

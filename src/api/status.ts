@@ -18,6 +18,8 @@ export const Reason = {
   Accepted: 'Accepted',
   Invalid: 'Invalid',
   Conflicted: 'Conflicted',
+  /** The route asks for client certificates but its TLS Secrets cannot be used: not served. */
+  InvalidTLS: 'InvalidTLS',
   ResolvedRefs: 'ResolvedRefs',
   BackendNotFound: 'BackendNotFound',
   InvalidBackend: 'InvalidBackend',

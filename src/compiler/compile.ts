@@ -8,9 +8,11 @@ import type { ModelRoute } from '../api/resources.ts';
 import { ConditionType, Reason } from '../api/status.ts';
 import { hashRoutesPart, sortKeys, tableHash } from '../routing-table/hash.ts';
 import {
+  type CompiledAuth,
   type CompiledBackend,
   type CompiledMatch,
   type CompiledRule,
+  type CompiledTlsCertificate,
   type EndpointsPart,
   type RoutingTable,
   TABLE_SCHEMA_VERSION,
@@ -30,6 +32,13 @@ import {
 import { comparePrecedence, compareText, matchIdentity, type RankedMatch } from './precedence.ts';
 import { placePolicies } from './rate-limits.ts';
 import { buildRouteModel, type RouteModel, type RuleModel } from './route-model.ts';
+import {
+  compileAuth,
+  compileAuthorization,
+  compileCors,
+  compileRouteTls,
+  resolveBackendCredentials,
+} from './route-security.ts';
 import { indexSecrets, type SecretIndex } from './secrets.ts';
 import type { ResourceStatus } from './status-types.ts';
 import { parseByteSize, parseDurationMs } from './units.ts';
@@ -57,6 +66,8 @@ interface RouteReport {
   notes: string[];
   liveMatches: number;
   shadowed: string[];
+  /** Why an otherwise acceptable route is not served (its mTLS cannot be enforced). */
+  blocked?: string;
 }
 
 export function compile(state: ClusterState): CompileResult {
@@ -132,10 +143,28 @@ export function compile(state: ClusterState): CompileResult {
 
   // A route whose every match is shadowed is not accepted: like an invalid one it stays out of the
   // table, and rollouts and policies do not attach to it.
+  // TLS first: a route whose client-certificate check cannot be enforced is not served at all.
+  const certificates = new Map<string, CompiledTlsCertificate>();
+  for (const route of sortedRoutes) {
+    if (!route.spec.tls) continue;
+    const report = reports.get(route.key)!;
+    const hosts = route.hostnames;
+    const tls = compileRouteTls(
+      route.spec.tls,
+      route.key,
+      route.namespace,
+      hosts,
+      secretIndex,
+      report.refProblems,
+    );
+    if (tls.blocked) report.blocked = tls.blocked;
+    if (tls.certificate) certificates.set(route.key, tls.certificate);
+  }
   const accepted = new Map<string, RouteModel>();
   const notAccepted = new Set(rejectedRoutes);
   for (const route of sortedRoutes) {
-    if (reports.get(route.key)!.liveMatches > 0) accepted.set(route.key, route);
+    const report = reports.get(route.key)!;
+    if (report.liveMatches > 0 && !report.blocked) accepted.set(route.key, route);
     else notAccepted.add(route.key);
   }
   const canary = placeRollouts(list(state?.canaryRollouts), accepted, notAccepted);
@@ -145,8 +174,23 @@ export function compile(state: ClusterState): CompileResult {
   // Several routes may share a Service; it is resolved once.
   const resolutions = new Map<string, Resolution>();
   const rules: CompiledRule[] = [];
+  const auth: CompiledAuth[] = [];
+  const tls: CompiledTlsCertificate[] = [];
   for (const route of sortedRoutes) {
     const inTable = accepted.has(route.key);
+    const report = reports.get(route.key)!;
+    if (route.spec.auth) {
+      const compiledAuth = compileAuth(
+        route.spec.auth,
+        route.key,
+        route.namespace,
+        secretIndex,
+        report.refProblems,
+      );
+      if (inTable) auth.push(compiledAuth);
+    }
+    const certificate = certificates.get(route.key);
+    if (certificate && inTable) tls.push(certificate);
     for (const rule of route.rules) {
       // A route that is not accepted still gets its references checked, for its status.
       const compiled = compileRule(
@@ -172,8 +216,17 @@ export function compile(state: ClusterState): CompileResult {
       compareText(a.kind, b.kind) || compareText(a.namespace, b.namespace) || compareText(a.name, b.name),
   );
 
-  const models = [...new Set(matches.flatMap((m) => (m.model ? [m.model.value] : [])))].sort(compareText);
-  const routesPart = hashRoutesPart({ rules, matches, rateLimitPolicies: limits.policies, models });
+  const liveMatches = matches.filter((m) => accepted.has(m.rule.slice(0, m.rule.lastIndexOf('/'))));
+  const models = [...new Set(liveMatches.flatMap((m) => (m.model ? [m.model.value] : [])))].sort(compareText);
+  const routesPart = hashRoutesPart({
+    rules,
+    matches: liveMatches,
+    rateLimitPolicies: limits.policies,
+    models,
+    // Only when used, so tables without them keep their shape (and hash).
+    ...(auth.length > 0 ? { auth } : {}),
+    ...(tls.length > 0 ? { tls } : {}),
+  });
   const sortedEndpoints = sortKeys(endpoints);
   return {
     table: {
@@ -227,6 +280,17 @@ function compileRule(
         report.refProblems.push([
           tls.reason,
           `spec.rules[${rule.index}].backends[${bi}].tls: ${tls.message}`,
+        ]);
+      }
+    }
+    if (b.credentials) {
+      const c = resolveBackendCredentials(b.credentials, route.namespace, secrets);
+      if (c.ok) out.credentials = c.credentials;
+      else {
+        out.unavailable ??= c.message;
+        report.refProblems.push([
+          c.reason,
+          `spec.rules[${rule.index}].backends[${bi}].credentials: ${c.message}`,
         ]);
       }
     }
@@ -304,19 +368,30 @@ function compileRule(
   if (spec.fallbackBackend !== undefined) compiled.fallbackBackend = spec.fallbackBackend;
   if (rateLimitPolicy) compiled.rateLimitPolicy = rateLimitPolicy;
   if (placed) compiled.canary = placed;
+  const security = route.spec;
+  if (security.auth) compiled.auth = true;
+  if (spec.authorization) compiled.authorization = compileAuthorization(spec.authorization);
+  if (security.cors) compiled.cors = compileCors(security.cors);
+  if (security.tls?.httpsRedirect) {
+    compiled.httpsRedirect =
+      security.tls.redirectPort !== undefined ? { port: security.tls.redirectPort } : {};
+  }
   return compiled;
 }
 
 function routeStatus(report: RouteReport): ResourceStatus {
   const { model } = report;
   const g = model.generation;
-  const accepted = report.liveMatches > 0;
+  const accepted = report.liveMatches > 0 && !report.blocked;
   const facts = [...report.shadowed, ...report.notes];
   const acceptedMessage = accepted
     ? facts.length > 0
       ? `accepted; ${facts.join('; ')}`
       : 'accepted'
-    : `every match is shadowed by an earlier one: ${report.shadowed.join('; ')}`;
+    : report.blocked
+      ? `not served: client certificates are required but cannot be checked (${report.blocked})`
+      : `every match is shadowed by an earlier one: ${report.shadowed.join('; ')}`;
+  const notAcceptedReason = report.blocked ? Reason.InvalidTLS : Reason.Conflicted;
   const refs = report.refProblems;
   return {
     kind: 'ModelRoute',
@@ -328,7 +403,7 @@ function routeStatus(report: RouteReport): ResourceStatus {
         condition(
           ConditionType.Accepted,
           accepted,
-          accepted ? Reason.Accepted : Reason.Conflicted,
+          accepted ? Reason.Accepted : notAcceptedReason,
           acceptedMessage,
           g,
         ),

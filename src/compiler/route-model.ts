@@ -35,6 +35,8 @@ export interface RouteModel {
   accessLog: { enabled: boolean; sampleRate: number };
   compression: { enabled: boolean; minBytes: number };
   rules: RuleModel[];
+  /** The admitted spec, for the sections compiled with Secrets (auth, tls, cors). */
+  spec: ModelRoute['spec'];
 }
 
 /** Compiles the pattern as the proxy will (anchored: the whole value must match). */
@@ -143,6 +145,7 @@ export function buildRouteModel(
       accessLog: { enabled: route.spec.accessLog.enabled, sampleRate: route.spec.accessLog.sampleRate },
       compression: { enabled: route.spec.compression.enabled, minBytes: route.spec.compression.minBytes },
       rules,
+      spec: route.spec,
     },
   };
 }

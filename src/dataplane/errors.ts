@@ -25,6 +25,14 @@ export const Errors = {
   ),
   ModelAmbiguous: def('MG_MODEL_AMBIGUOUS', 400, 'the request body names the model more than once'),
   BadContentEncoding: def('MG_BAD_CONTENT_ENCODING', 400, 'the request body encoding is not supported'),
+  Unauthenticated: def('MG_UNAUTHENTICATED', 401, 'missing or invalid credentials'),
+  Forbidden: def('MG_FORBIDDEN', 403, 'the credentials do not allow this request'),
+  ClientCertificateRequired: def(
+    'MG_CLIENT_CERTIFICATE_REQUIRED',
+    403,
+    'this host requires a valid client certificate',
+  ),
+  CorsRejected: def('MG_CORS_REJECTED', 403, 'this origin or method is not allowed by the route CORS policy'),
   NoRoute: def('MG_NO_ROUTE', 404, 'no route matches this request'),
   BodyTooLarge: def('MG_BODY_TOO_LARGE', 413, 'the request body exceeds the route limit'),
   HeadersTooLarge: def('MG_HEADERS_TOO_LARGE', 431, 'the request headers are too large'),
@@ -34,6 +42,11 @@ export const Errors = {
   UpstreamTlsError: def('MG_UPSTREAM_TLS_ERROR', 502, 'the TLS handshake with the upstream failed'),
   NoHealthyUpstream: def('MG_NO_HEALTHY_UPSTREAM', 503, 'no healthy upstream endpoint is available'),
   NotReady: def('MG_NOT_READY', 503, 'the gateway has no routing table yet'),
+  AuthUnavailable: def(
+    'MG_AUTH_UNAVAILABLE',
+    503,
+    'the credentials could not be checked (key or introspection service unreachable)',
+  ),
   UpstreamTimeout: def('MG_UPSTREAM_TIMEOUT', 504, 'the upstream did not answer in time'),
   Internal: def('MG_INTERNAL', 500, 'internal gateway error'),
 } as const satisfies Record<string, ErrorDefinition>;

@@ -46,6 +46,8 @@ export interface ProxyOptions {
   health?: EndpointHealth;
   /** OpenTelemetry spans for the proxy hop; off (a no-op) unless an OTLP endpoint is configured. */
   tracer?: Tracer;
+  /** Peers (IPs or CIDRs) whose x-forwarded-for is believed; default none. */
+  trustedProxies?: readonly string[];
 }
 
 export type ApplyResult = { ok: true } | { ok: false; reason: string };

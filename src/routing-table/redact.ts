@@ -1,7 +1,7 @@
 /**
  * Redaction for anything printed or served (`modelgate compile`, `/config/dump`, logs): the table
- * must never leak a credential. Today credentials can appear as URL user-info in static backends;
- * later sections (API keys, upstream credentials) add their field names to SENSITIVE_KEYS.
+ * must never leak a credential: URL user-info in static backends, API-key digests, introspection
+ * client secrets, private keys and the header values the gateway injects upstream.
  */
 export const REDACTED = '<redacted>';
 
@@ -16,6 +16,8 @@ export const SENSITIVE_KEYS: ReadonlySet<string> = new Set([
   'privateKey',
   'authorization',
   'credential',
+  'sha256',
+  'headerValue',
 ]);
 
 const URL_USERINFO = /^([a-z][a-z0-9+.-]*:\/\/)[^/@\s]+@/i;

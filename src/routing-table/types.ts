@@ -36,6 +36,98 @@ export interface RoutesPart {
   rateLimitPolicies: CompiledRateLimitPolicy[];
   /** Model names and globs used by matches, sorted: the only values the `model` metric label takes. */
   models: string[];
+  /** Authentication of routes that have it, sorted by route; absent when no route does. */
+  auth?: CompiledAuth[];
+  /** Certificates for HTTPS listeners, sorted by route; absent when no route terminates TLS. */
+  tls?: CompiledTlsCertificate[];
+}
+
+/** How a credential is read: `authorization` with the Bearer scheme, any other header bare. */
+export interface CredentialSource {
+  /** Lower-case header name. */
+  header: string;
+  /** True for `authorization`: the value must be `Bearer <credential>`. */
+  bearer: boolean;
+}
+
+/** One API key: only its digest reaches the proxy. */
+export interface CompiledApiKey {
+  /** base64url SHA-256 of the key. Redacted whenever the table is printed. */
+  sha256: string;
+  consumer: string;
+  groups: string[];
+}
+
+export interface CompiledJwtProvider {
+  name: string;
+  source: CredentialSource;
+  issuer: string;
+  /** Empty: `aud` is not checked. */
+  audiences: string[];
+  /** JWS `alg` values accepted (asymmetric only). */
+  algorithms: string[];
+  clockSkewMs: number;
+  requiredClaims: string[];
+  /** Fetched and cached by the proxy. */
+  jwksUri?: string;
+  /** A JWKS document (JSON text) from a Secret; public keys only. */
+  jwks?: string;
+  consumerClaim: string;
+  groupsClaim?: string;
+  scopesClaim: string;
+  /** Lower-case upstream header names. */
+  forwardClaims: { claim: string; header: string }[];
+}
+
+export interface CompiledIntrospection {
+  source: CredentialSource;
+  endpoint: string;
+  clientId: string;
+  /** Redacted whenever the table is printed. */
+  clientSecret: string;
+  cacheTtlMs: number;
+  negativeCacheTtlMs: number;
+  timeoutMs: number;
+  consumerClaim: string;
+  groupsClaim?: string;
+}
+
+export interface CompiledAuth {
+  /** `namespace/route`: applies to every rule of that route. */
+  route: string;
+  apiKeys?: { source: CredentialSource; keys: CompiledApiKey[] };
+  jwt: CompiledJwtProvider[];
+  introspection?: CompiledIntrospection;
+  anonymous: boolean;
+  forwardCredentials: boolean;
+}
+
+export interface CompiledAuthorization {
+  scopes: string[];
+  groups: string[];
+  claims: { name: string; values: string[] }[];
+}
+
+export interface CompiledCors {
+  /** Exact origins (lower-case), `*`, or `https://*.example.com` patterns. */
+  allowOrigins: string[];
+  allowMethods: string[];
+  allowHeaders: string[];
+  exposeHeaders: string[];
+  allowCredentials: boolean;
+  maxAgeS: number;
+}
+
+export interface CompiledTlsCertificate {
+  /** `namespace/route` that provides it. */
+  route: string;
+  /** The route's hostnames (exact or `*.` wildcards); empty: the default certificate. */
+  hostnames: string[];
+  certificatePem: string;
+  /** Redacted whenever the table is printed. */
+  privateKey: string;
+  /** Present when clients of these hostnames must present a certificate signed by these CAs. */
+  clientCaPem?: string;
 }
 
 export type PathMatchType = 'Exact' | 'PathPrefix' | 'RegularExpression';
@@ -99,6 +191,12 @@ export interface CompiledRule {
   rateLimitPolicy?: string;
   /** Present when a CanaryRollout governs two of this rule's backends. */
   canary?: CompiledCanary;
+  /** True when the route has `auth` (see RoutesPart.auth). */
+  auth?: boolean;
+  authorization?: CompiledAuthorization;
+  cors?: CompiledCors;
+  /** Plaintext requests are redirected to https (308), to this port when set. */
+  httpsRedirect?: { port?: number };
 }
 
 /** TLS to an upstream, with the PEM material resolved from Secrets. */
@@ -126,6 +224,8 @@ export interface CompiledBackend {
   tls?: CompiledUpstreamTls;
   /** Why this backend cannot serve (its TLS Secret is missing, say); it is treated as having no endpoint. */
   unavailable?: string;
+  /** A header the gateway sets upstream (a hosted API's key); `headerValue` is redacted when printed. */
+  credentials?: { header: string; headerValue: string };
 }
 
 export interface CompiledCanary {

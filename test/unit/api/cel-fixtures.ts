@@ -45,6 +45,17 @@ const modelRoute = (...rules: Json[]): Json => ({
 const pathMatch = (path: Json): Json => rule({ matches: [{ path }] });
 const backends = (...list: Json[]): Json => modelRoute(rule({ backends: list }));
 const loadBalancing = (lb: Json): Json => modelRoute(rule({ loadBalancing: lb }));
+const secured = (spec: Json, ...rules: Json[]): Json => {
+  const r = modelRoute(...(rules.length > 0 ? rules : [rule()]));
+  return { ...r, spec: { ...(r.spec as Json), ...spec } };
+};
+const jwtProvider = (extra: Json = {}): Json => ({
+  name: 'idp',
+  issuer: 'https://idp.example.com',
+  jwksUri: 'https://idp.example.com/jwks.json',
+  ...extra,
+});
+const keysAuth = { apiKeys: { secretRefs: [{ name: 'team-a' }] } };
 
 // RateLimitPolicy
 
@@ -74,6 +85,102 @@ const rollout = (spec: Json = {}): Json => ({
 const overrideHeader = (header: Json): Json => rollout({ override: { header } });
 
 export const CEL_FIXTURES: CelFixture[] = [
+  {
+    kind: 'ModelRoute',
+    rule: 'set secretRefs or secretSelector',
+    valid: [
+      secured({ auth: keysAuth }),
+      secured({ auth: { apiKeys: { secretSelector: { matchLabels: { team: 'a' } } } } }),
+    ],
+    invalid: [
+      {
+        resource: secured({ auth: { apiKeys: { header: 'x-api-key' } } }),
+        path: 'spec.auth.apiKeys',
+        message: 'set secretRefs or secretSelector',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'exactly one of jwksUri or jwksSecretRef must be set',
+    valid: [
+      secured({ auth: { jwt: [jwtProvider()] } }),
+      secured({
+        auth: {
+          jwt: [jwtProvider({ jwksUri: undefined, jwksSecretRef: { name: 'jwks', key: 'jwks.json' } })],
+        },
+      }),
+    ],
+    invalid: [
+      {
+        resource: secured({
+          auth: { jwt: [jwtProvider({ jwksSecretRef: { name: 'jwks', key: 'jwks.json' } })] },
+        }),
+        path: 'spec.auth.jwt[0]',
+        message: 'exactly one of jwksUri or jwksSecretRef must be set',
+      },
+      {
+        resource: secured({ auth: { jwt: [jwtProvider({ jwksUri: undefined })] } }),
+        path: 'spec.auth.jwt[0]',
+        message: 'exactly one of jwksUri or jwksSecretRef must be set',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'provider names must be unique',
+    valid: [secured({ auth: { jwt: [jwtProvider(), jwtProvider({ name: 'other' })] } })],
+    invalid: [
+      {
+        resource: secured({
+          auth: { jwt: [jwtProvider(), jwtProvider({ issuer: 'https://b.example.com' })] },
+        }),
+        path: 'spec.auth.jwt',
+        message: 'provider names must be unique',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'set at least one of apiKeys, jwt or introspection (or anonymous)',
+    valid: [secured({ auth: keysAuth }), secured({ auth: { anonymous: true } })],
+    invalid: [
+      {
+        resource: secured({ auth: {} }),
+        path: 'spec.auth',
+        message: 'set at least one of apiKeys, jwt or introspection (or anonymous)',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'allowCredentials cannot be combined with the origin *',
+    valid: [
+      secured({ cors: { allowOrigins: ['*'] } }),
+      secured({ cors: { allowOrigins: ['https://app.example.com'], allowCredentials: true } }),
+    ],
+    invalid: [
+      {
+        resource: secured({
+          cors: { allowOrigins: ['https://app.example.com', '*'], allowCredentials: true },
+        }),
+        path: 'spec.cors',
+        message: 'allowCredentials cannot be combined with the origin *',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'rules[].authorization needs spec.auth',
+    valid: [secured({ auth: keysAuth }, rule({ authorization: { groups: ['gold'] } })), secured({})],
+    invalid: [
+      {
+        resource: secured({}, rule(), rule({ name: 'admin', authorization: { groups: ['gold'] } })),
+        path: 'spec.auth',
+        message: 'rules[].authorization needs spec.auth',
+      },
+    ],
+  },
   {
     kind: 'ModelRoute',
     rule: 'rule names must be unique',
