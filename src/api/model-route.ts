@@ -220,13 +220,19 @@ export const LoadBalancingSchema = Type.Object(
         {
           header: Type.Optional(HeaderName('Hash on this request header.')),
           cookie: Type.Optional(Str(256, { minLength: 1, description: 'Hash on this cookie.' })),
+          consumer: Type.Optional(
+            Type.Boolean({
+              description:
+                'Hash on the authenticated consumer (API key consumer or token subject); needs spec.auth.',
+            }),
+          ),
         },
         {
           additionalProperties: false,
-          description: 'The hash key for ConsistentHash: a request header or a cookie.',
+          description: 'The hash key for ConsistentHash: a request header, a cookie or the consumer.',
           ...cel({
-            rule: 'has(self.header) != has(self.cookie)',
-            message: 'exactly one of header or cookie must be set',
+            rule: '[has(self.header), has(self.cookie), has(self.consumer) && self.consumer].filter(x, x).size() == 1',
+            message: 'exactly one of header, cookie or consumer must be set',
           }),
         },
       ),

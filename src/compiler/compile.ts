@@ -342,9 +342,12 @@ function compileRule(
     },
   };
   if (lb.consistentHash) {
-    compiled.loadBalancing.hashOn = lb.consistentHash.header
-      ? { header: lb.consistentHash.header.toLowerCase() }
-      : { cookie: lb.consistentHash.cookie! };
+    const h = lb.consistentHash;
+    compiled.loadBalancing.hashOn = h.header
+      ? { header: h.header.toLowerCase() }
+      : h.cookie !== undefined
+        ? { cookie: h.cookie }
+        : { consumer: true };
   }
   if (spec.healthCheck) {
     const h = spec.healthCheck;

@@ -111,6 +111,12 @@ export function buildRouteModel(
     }
     names.set(name, index);
     const id = `${key}/${name}`;
+    if (rule.loadBalancing?.consistentHash?.consumer && !route.spec.auth) {
+      errors.push({
+        path: `spec.rules[${index}].loadBalancing.consistentHash.consumer`,
+        message: 'hashing on the consumer needs spec.auth (without it no request has a consumer)',
+      });
+    }
     rule.backends.forEach((b, bi) => {
       (b.urls ?? []).forEach((u, ui) => {
         checkUrl(u, `spec.rules[${index}].backends[${bi}].urls[${ui}]`, errors);

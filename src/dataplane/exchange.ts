@@ -9,11 +9,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { ATTR, type HopSpan, NOOP_TRACER } from '../observability/tracing.ts';
+import type { Identity } from './auth/identity.ts';
 import { type EndpointState, observeLatency } from './balancers/index.ts';
 import { declaredLength, hasBody, readBody } from './body.ts';
 import { chooseCoding, compressedHeaders, createCompressor } from './compression.ts';
+import { isPreflight } from './cors.ts';
 import { Errors } from './errors.ts';
 import type { FilterContext, FilterOutcome } from './filters/filter.ts';
 import { GrpcStatus, grpcTimeoutMs, isGrpc, respondTrailersOnly } from './grpc.ts';
@@ -71,6 +74,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   bodyTooLarge = false;
   /** Upstream attempts made (1 + retries). */
   attempts = 0;
+  /** The caller, once authenticated (undefined on routes without auth). */
+  identity: Identity | undefined;
+  /** The client's address: the TCP peer, or from x-forwarded-for through trusted proxies. */
+  clientIp = '';
+  /** CORS headers for whatever response this request gets (the route's policy allowed the origin). */
+  corsHeaders: OutgoingHeaders | undefined;
+  private preflight = false;
   /** The OpenTelemetry span of this hop (a shared no-op when tracing is off). */
   private span: HopSpan = NOOP_SPAN;
   private done = false;
@@ -127,11 +137,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
       });
     }
     const headerModel = typeof req.headers['x-model'] === 'string' ? req.headers['x-model'] : undefined;
+    // A preflight is routed as the request it announces: that is the route whose CORS policy answers.
+    this.preflight = isPreflight(req.method, req.headers);
     const routeReq: RouteRequest = {
       host: this.host,
       path: this.path,
       query: this.query,
-      method: req.method ?? 'GET',
+      method: this.preflight
+        ? (req.headers['access-control-request-method'] as string)
+        : (req.method ?? 'GET'),
       headers: req.headers,
       model: undefined,
     };
@@ -141,6 +155,29 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.routed(table, r, undefined, headerModel);
+  }
+
+  /** A route that is HTTPS-only, reached over plaintext: 308 to the same URL over https. */
+  private redirectToHttps(port: number | undefined): void {
+    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
+    const location = `https://${host}${port !== undefined && port !== 443 ? `:${port}` : ''}${this.path}${this.query}`;
+    this.status = 308;
+    this.res.writeHead(308, { location, 'content-length': 0, 'x-request-id': this.requestId });
+    this.res.end();
+    this.complete();
+  }
+
+  /** Answers a CORS preflight at the gateway (204, or 403 when the policy refuses it). */
+  private answerPreflight(rule: RuntimeRule): void {
+    const answer = rule.cors!.preflight(this.req.headers);
+    if (!answer.ok) {
+      this.proxy.fail(this, Errors.CorsRejected, `CORS preflight refused: ${answer.message}`);
+      return;
+    }
+    this.status = 204;
+    this.res.writeHead(204, { ...answer.headers, 'content-length': 0, 'x-request-id': this.requestId });
+    this.res.end();
+    this.complete();
   }
 
   /** Reads the body (within the route's limit), finds the model, and routes again with it. */
@@ -216,6 +253,20 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const rule = r.match.rule;
     this.rule = rule;
     this.modelLabel = table.modelLabelIndex(r.match.model?.label, body !== undefined ? model : undefined);
+    const tls = (req.socket as TLSSocket | null)?.encrypted === true;
+    const redirect = rule.compiled.httpsRedirect;
+    if (redirect && !tls) {
+      this.redirectToHttps(redirect.port);
+      return;
+    }
+    const origin = req.headers.origin;
+    if (rule.cors && typeof origin === 'string') {
+      if (this.preflight) {
+        this.answerPreflight(rule);
+        return;
+      }
+      this.corsHeaders = rule.cors.actual(origin);
+    }
     if (body === undefined && declaredLength(req) > rule.compiled.maxRequestBodyBytes) {
       proxy.fail(this, Errors.BodyTooLarge);
       return;
@@ -232,9 +283,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
       if (this.model !== undefined) this.span.setAttribute(ATTR.model, this.model);
     }
     this.authority = req.headers.host ?? (req.headers[':authority'] as string | undefined);
+    const peer = req.socket.remoteAddress ?? '';
+    const trusted = proxy.trustedProxies.trusts(peer);
+    this.clientIp = trusted ? proxy.trustedProxies.clientAddress(peer, req.headers['x-forwarded-for']) : peer;
     const headers = upstreamRequestHeaders(req.headers, {
-      clientAddress: req.socket.remoteAddress ?? '',
-      proto: proxy.proto,
+      clientAddress: peer,
+      trustForwarded: trusted,
+      proto: tls ? 'https' : proxy.proto,
       host: this.authority,
       requestId: this.requestId,
       traceparent: trace.header,
@@ -254,6 +309,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       model: this.model,
       upstreamHeaders: headers,
       responseHeaders: undefined,
+      identity: undefined,
     };
     const outcome = rule.filters(ctx);
     if (outcome instanceof Promise) {
@@ -277,6 +333,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.proxy.fail(this, outcome.error, outcome.message, outcome.headers);
       return;
     }
+    this.identity = ctx.identity;
     this.prepareBody(rule, headers, body, ctx.responseHeaders);
   }
 
@@ -293,7 +350,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   ): void {
     const { req } = this;
     this.headers = headers;
-    this.extraResponseHeaders = responseHeaders;
+    this.extraResponseHeaders =
+      this.corsHeaders && responseHeaders
+        ? { ...responseHeaders, ...this.corsHeaders }
+        : (responseHeaders ?? this.corsHeaders);
     this.res.on('close', this.onClientClose);
     if (isGrpc(req)) this.startDeadline();
     if (body !== undefined) {
@@ -380,7 +440,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       {
         path: this.path + this.query,
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
-        headers,
+        headers: backend.credentials ? withCredentials(headers, backend.credentials) : headers,
         body: this.streamBody ?? this.replayBody,
         headersTimeout: deadline === undefined ? t.firstByteMs : Math.min(t.firstByteMs, deadline),
         bodyTimeout: t.idleMs,
@@ -391,7 +451,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
 
   private pickEndpoint(backend: RuntimeBackend): EndpointState | undefined {
     const hashOn = this.rule!.compiled.loadBalancing.hashOn;
-    const ctx = hashOn ? { hashKey: hashKeyOf(this.req, hashOn) } : NO_HASH;
+    const ctx = hashOn
+      ? { hashKey: hashOn.consumer ? this.identity?.consumer : hashKeyOf(this.req, hashOn) }
+      : NO_HASH;
     let ep = backend.balancer.pick(ctx) ?? backend.drainingBalancer.pick(ctx);
     // A retry goes elsewhere when it can: a few more picks, then take what there is.
     for (let i = 0; i < 4 && ep && this.tried?.includes(ep.id); i++) {
@@ -673,6 +735,23 @@ function retryCondition(kind: FailureKind): string | undefined {
 
 export function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/**
+ * The request headers for a backend the gateway holds a credential for: the client's own
+ * credentials are removed (they belong to the gateway's auth, not to the hosted API) and the
+ * backend's is set. A copy, because a retry may go to a backend without one.
+ */
+function withCredentials(
+  headers: OutgoingHeaders,
+  c: { header: string; headerValue: string },
+): OutgoingHeaders {
+  const out = { ...headers };
+  delete out.authorization;
+  delete out['x-api-key'];
+  delete out['api-key'];
+  out[c.header] = c.headerValue;
+  return out;
 }
 
 function hashKeyOf(req: IncomingMessage, on: { header?: string; cookie?: string }): string | undefined {

@@ -20,6 +20,9 @@ import { CallbackFamily } from '../observability/metric-families.ts';
 import { ProxyMetrics } from '../observability/proxy-metrics.ts';
 import { NOOP_TRACER, type Tracer } from '../observability/tracing.ts';
 import { type CompiledRule, type RoutingTable, TABLE_SCHEMA_VERSION } from '../routing-table/types.ts';
+import { AuthFilterFactory } from './auth/auth-filter.ts';
+import type { IntrospectionRequest } from './auth/introspection.ts';
+import { JwksRegistry } from './auth/jwks-cache.ts';
 import type { Clock, EndpointState, Random } from './balancers/index.ts';
 import { EndpointRegistry } from './endpoint-registry.ts';
 import { type ErrorDefinition, sendError } from './errors.ts';
@@ -27,6 +30,7 @@ import { Exchange } from './exchange.ts';
 import type { FilterFactory } from './filters/filter.ts';
 import { isGrpc, sendGrpcError } from './grpc.ts';
 import { EndpointHealth } from './health/endpoint-health.ts';
+import { TrustedProxies } from './request/client-address.ts';
 import { type RuntimeBackend, type RuntimeRule, RuntimeTable } from './runtime-table.ts';
 import { handleUpgrade } from './upgrade.ts';
 import { PoolRegistry } from './upstream/pools.ts';
@@ -48,6 +52,12 @@ export interface ProxyOptions {
   tracer?: Tracer;
   /** Peers (IPs or CIDRs) whose x-forwarded-for is believed; default none. */
   trustedProxies?: readonly string[];
+  /** Wall clock in ms for token expiry (tests inject one). Default Date.now. */
+  wallClock?: () => number;
+  /** JWKS key cache (tests inject one with a fake clock or fetch). */
+  jwks?: JwksRegistry;
+  /** Introspection transport (tests). */
+  introspectionRequest?: IntrospectionRequest;
 }
 
 export type ApplyResult = { ok: true } | { ok: false; reason: string };
@@ -65,6 +75,9 @@ export class GatewayProxy {
   readonly random: Random;
   readonly now: Clock;
   readonly proto: 'http' | 'https';
+  readonly trustedProxies: TrustedProxies;
+  /** Signing keys of JWT providers, shared by all tables. */
+  readonly jwks: JwksRegistry;
   private current: RuntimeTable | undefined;
   /** Increments on every applied table; tests and the admin API wait on it. */
   sequence = 0;
@@ -76,7 +89,24 @@ export class GatewayProxy {
     this.logger = opts.logger ?? createLogger().logger;
     this.random = opts.random ?? Math.random;
     this.accessLog = opts.accessLog ?? new AccessLog(this.logger, this.random);
-    this.filters = opts.filters ?? [];
+    this.trustedProxies = new TrustedProxies(opts.trustedProxies ?? []);
+    this.jwks =
+      opts.jwks ??
+      new JwksRegistry({
+        onEvent: (e) => {
+          if (e.kind !== 'fetched') this.logger.warn({ jwksUri: e.uri, error: e.error }, `JWKS ${e.kind}`);
+        },
+      });
+    // Authentication runs first: nothing else (limits, caches) spends work on an unknown caller.
+    this.filters = [
+      new AuthFilterFactory({
+        jwks: this.jwks,
+        decisions: this.metrics.authDecisions,
+        ...(opts.wallClock ? { now: opts.wallClock } : {}),
+        ...(opts.introspectionRequest ? { introspectionRequest: opts.introspectionRequest } : {}),
+      }),
+      ...(opts.filters ?? []),
+    ];
     this.now = opts.now ?? (() => performance.now());
     this.proto = opts.proto ?? 'http';
     this.tracer = opts.tracer ?? NOOP_TRACER;
@@ -219,6 +249,8 @@ export class GatewayProxy {
       backend: u.backend,
       endpoint: u.endpoint,
       model: '',
+      consumer: '',
+      client: '',
       status: u.status,
       code: u.code,
       durationMs: round(u.durationMs),
@@ -237,6 +269,7 @@ export class GatewayProxy {
 
   async close(): Promise<void> {
     this.health.close();
+    this.jwks.close();
     await this.tracer.shutdown();
     await this.pools.close();
   }
@@ -247,7 +280,11 @@ export class GatewayProxy {
     ex.code = e.code;
     ex.status = e.status;
     if (isGrpc(ex.req)) sendGrpcError(ex.res, e, ex.requestId, message);
-    else sendError(ex.res, e, ex.requestId, message, headers);
+    else {
+      // A page may read the gateway's own errors (a 401 above all) when its origin is allowed.
+      const extra = ex.corsHeaders ? { ...ex.corsHeaders, ...headers } : headers;
+      sendError(ex.res, e, ex.requestId, message, extra as Record<string, string> | undefined);
+    }
     ex.complete();
   }
 
@@ -278,6 +315,8 @@ export class GatewayProxy {
       backend: ex.backend?.name ?? '',
       endpoint: ex.endpoint?.id ?? '',
       model: ex.model ?? '',
+      consumer: ex.identity?.consumer ?? '',
+      client: ex.clientIp,
       status: ex.status,
       code: ex.code,
       durationMs: round(now - ex.startedAt),

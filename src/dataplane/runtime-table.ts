@@ -21,6 +21,7 @@ import {
   type EndpointState,
   type Random,
 } from './balancers/index.ts';
+import { CorsPolicy } from './cors.ts';
 import type { EndpointRegistry } from './endpoint-registry.ts';
 import { buildChain, type FilterChain, type FilterFactory } from './filters/filter.ts';
 import type { HealthTarget } from './health/active-checker.ts';
@@ -52,6 +53,8 @@ export interface RuntimeBackend {
   readonly ttfb: LazyHistogram;
   /** Request counters by [modelIndex * 5 + codeClass], bound on first use. */
   readonly requestCells: (CounterCell | undefined)[];
+  /** A header the gateway sets upstream for this backend (a hosted API's key). */
+  readonly credentials: { header: string; headerValue: string } | undefined;
 }
 
 export interface RuntimeRule {
@@ -69,6 +72,8 @@ export interface RuntimeRule {
   /** Bound on first use: most routes never see an abort, a stream or an exhausted budget. */
   readonly clientAborts: LazyCell;
   readonly activeStreams: LazyCell;
+  /** The route's CORS policy, when it has one. */
+  readonly cors: CorsPolicy | undefined;
 }
 
 /** A histogram child created on the first observation: 10,000 idle routes cost no buckets. */
@@ -186,6 +191,7 @@ export class RuntimeTable {
       timeouts: { counter: (kind) => m.upstreamTimeouts.child([rule.route, kind]) },
       clientAborts: new LazyCell(() => m.clientAborts.child([rule.route])),
       activeStreams: new LazyCell(() => m.activeStreams.child([rule.route])),
+      cors: rule.cors ? new CorsPolicy(rule.cors) : undefined,
     };
   }
 
@@ -241,6 +247,7 @@ export class RuntimeTable {
       duration: new LazyHistogram(() => deps.metrics.duration.child(labels)),
       ttfb: new LazyHistogram(() => deps.metrics.ttfb.child(labels)),
       requestCells: [],
+      credentials: b.credentials,
     };
     this.algorithms.set(backend, rule.loadBalancing.algorithm);
     for (const e of [...ready, ...draining]) {

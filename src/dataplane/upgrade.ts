@@ -47,9 +47,11 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
   }
   const rule = r.match.rule;
   const trace = traceparentFor(req.headers.traceparent);
+  const peer = req.socket.remoteAddress ?? '';
   const headers = upstreamRequestHeaders(req.headers, {
-    clientAddress: req.socket.remoteAddress ?? '',
-    proto: proxy.proto,
+    clientAddress: peer,
+    trustForwarded: proxy.trustedProxies.trusts(peer),
+    proto: (req.socket as { encrypted?: boolean }).encrypted === true ? 'https' : proxy.proto,
     host: req.headers.host,
     requestId,
     traceparent: trace.header,
@@ -144,6 +146,7 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
     model: headerModel ?? undefined,
     upstreamHeaders: headers,
     responseHeaders: undefined,
+    identity: undefined,
   };
   const settle = (o: Awaited<ReturnType<NonNullable<typeof rule.filters>>>) => {
     if (o) {

@@ -17,6 +17,10 @@ export interface AccessEntry {
   backend: string;
   endpoint: string;
   model: string;
+  /** The authenticated consumer ('' on routes without auth). Never a credential. */
+  consumer: string;
+  /** The client's address (through trusted proxies, the forwarded one). */
+  client: string;
   status: number;
   /** Gateway error code, when the gateway answered itself. */
   code: string;

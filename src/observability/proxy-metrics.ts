@@ -58,6 +58,11 @@ export class ProxyMetrics {
     'Server-Sent Events responses being streamed, by route.',
     ['route'],
   );
+  readonly authDecisions = new CounterFamily(
+    'modelgate_auth_decisions_total',
+    'Authentication and authorization decisions, by route, method (apiKey, jwt, introspection, anonymous, none) and outcome (allowed, unauthenticated, forbidden, unavailable).',
+    ['route', 'method', 'outcome'],
+  );
   readonly tableInfo = new GaugeFamily('modelgate_table_info', 'The routing table in use (value 1).', [
     'hash',
     'version',
@@ -86,6 +91,7 @@ export class ProxyMetrics {
       this.upstreamTimeouts,
       this.clientAborts,
       this.activeStreams,
+      this.authDecisions,
       this.tableInfo,
       this.tableSwaps,
       this.tableRejected,
@@ -119,6 +125,7 @@ export class ProxyMetrics {
       this.upstreamTimeouts,
       this.clientAborts,
       this.activeStreams,
+      this.authDecisions,
     ];
   }
 

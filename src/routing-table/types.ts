@@ -168,7 +168,11 @@ export interface CompiledRule {
   /** True when any match of this rule needs the model name (so the proxy reads the body). */
   readsModel: boolean;
   backends: CompiledBackend[];
-  loadBalancing: { algorithm: LoadBalancingAlgorithm; hashOn?: { header?: string; cookie?: string } };
+  /** hashOn.consumer: hash on the authenticated caller (the route must have auth). */
+  loadBalancing: {
+    algorithm: LoadBalancingAlgorithm;
+    hashOn?: { header?: string; cookie?: string; consumer?: boolean };
+  };
   /** Milliseconds. */
   timeouts: { connectMs: number; firstByteMs: number; idleMs: number };
   retries: { attempts: number; retryOn: string[]; budgetPercent: number; maxReplayBodyBytes: number };

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { compile } from '../../src/compiler/compile.ts';
 import { seededRandom } from '../../src/dataplane/balancers/random.ts';
 import type { FilterFactory } from '../../src/dataplane/filters/filter.ts';
-import { GatewayProxy } from '../../src/dataplane/proxy.ts';
+import { GatewayProxy, type ProxyOptions } from '../../src/dataplane/proxy.ts';
 import { type Listener, listen } from '../../src/dataplane/server.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import type { Tracer } from '../../src/observability/tracing.ts';
@@ -31,7 +31,7 @@ export function compileYaml(yaml: string): RoutingTable {
 
 export async function startGateway(
   yaml: string,
-  opts: { seed?: number; filters?: FilterFactory[]; tracer?: Tracer } = {},
+  opts: { seed?: number; filters?: FilterFactory[]; tracer?: Tracer; proxy?: Partial<ProxyOptions> } = {},
 ): Promise<TestGateway> {
   const logs: Record<string, unknown>[] = [];
   const destination = new Writable({
@@ -46,6 +46,7 @@ export async function startGateway(
     random: seededRandom(opts.seed ?? 1),
     filters: opts.filters ?? [],
     tracer: opts.tracer,
+    ...opts.proxy,
   });
   let version = 0;
   const apply = (text: string) => {
@@ -64,6 +65,7 @@ export async function startGateway(
     apply,
     close: async () => {
       await listener.close();
+      proxy.jwks.close();
       await proxy.pools.destroy();
     },
   };

@@ -13,6 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRule, RoutingTable } from '../../routing-table/types.ts';
+import type { Identity } from '../auth/identity.ts';
 import type { ErrorDefinition } from '../errors.ts';
 import type { OutgoingHeaders } from '../upstream/headers.ts';
 
@@ -27,6 +28,8 @@ export interface FilterContext {
   readonly upstreamHeaders: OutgoingHeaders;
   /** Headers added to the client response (created on first use). */
   responseHeaders: OutgoingHeaders | undefined;
+  /** Who is calling, once the auth filter has run (rate limiting and hashing read it). */
+  identity: Identity | undefined;
 }
 
 /** A filter's refusal: the gateway answers with this error and the request goes no further. */

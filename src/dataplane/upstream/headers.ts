@@ -42,6 +42,11 @@ export interface ForwardingInfo {
   traceparent: string;
   /** Replaces the Host header (static URL backends name their own host). */
   upstreamHost: string | undefined;
+  /**
+   * Whether the peer is a trusted proxy: then its x-forwarded-* headers are kept (the chain grows
+   * by the peer); otherwise they are replaced, so a client cannot forge them.
+   */
+  trustForwarded: boolean;
 }
 
 /** Request headers for the upstream: a copy without hop-by-hop ones, plus forwarding headers. */
@@ -56,12 +61,16 @@ export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, f: Forward
   }
   // `te: trailers` is the one TE value that must reach gRPC servers.
   if (incoming.te !== undefined && /\btrailers\b/i.test(String(incoming.te))) out.te = 'trailers';
-  const prior = incoming['x-forwarded-for'];
+  const prior = f.trustForwarded ? incoming['x-forwarded-for'] : undefined;
   out['x-forwarded-for'] = prior
     ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${f.clientAddress}`
     : f.clientAddress;
-  out['x-forwarded-proto'] = f.proto;
-  if (f.host !== undefined) out['x-forwarded-host'] = f.host;
+  const proto = f.trustForwarded ? incoming['x-forwarded-proto'] : undefined;
+  out['x-forwarded-proto'] = typeof proto === 'string' ? proto : f.proto;
+  const fwdHost = f.trustForwarded ? incoming['x-forwarded-host'] : undefined;
+  if (typeof fwdHost === 'string') out['x-forwarded-host'] = fwdHost;
+  else if (f.host !== undefined) out['x-forwarded-host'] = f.host;
+  else delete out['x-forwarded-host'];
   out['x-request-id'] = f.requestId;
   out.traceparent = f.traceparent;
   if (f.upstreamHost !== undefined) out.host = f.upstreamHost;

@@ -328,10 +328,11 @@ export const CEL_FIXTURES: CelFixture[] = [
   },
   {
     kind: 'ModelRoute',
-    rule: 'exactly one of header or cookie must be set',
+    rule: 'exactly one of header, cookie or consumer must be set',
     valid: [
       loadBalancing({ algorithm: 'ConsistentHash', consistentHash: { header: 'x-session-id' } }),
       loadBalancing({ algorithm: 'ConsistentHash', consistentHash: { cookie: 'session' } }),
+      loadBalancing({ algorithm: 'ConsistentHash', consistentHash: { consumer: true } }),
     ],
     invalid: [
       {
@@ -340,12 +341,12 @@ export const CEL_FIXTURES: CelFixture[] = [
           consistentHash: { header: 'x-session-id', cookie: 'session' },
         }),
         path: 'spec.rules[0].loadBalancing.consistentHash',
-        message: 'exactly one of header or cookie must be set',
+        message: 'exactly one of header, cookie or consumer must be set',
       },
       {
         resource: loadBalancing({ algorithm: 'ConsistentHash', consistentHash: {} }),
         path: 'spec.rules[0].loadBalancing.consistentHash',
-        message: 'exactly one of header or cookie must be set',
+        message: 'exactly one of header, cookie or consumer must be set',
       },
     ],
   },

@@ -126,6 +126,7 @@ async function startFront(
     }
     const requestId = requestIdFor(req.headers['x-request-id']);
     const headers = upstreamRequestHeaders(req.headers, {
+      trustForwarded: false,
       clientAddress: req.socket.remoteAddress ?? '',
       proto: 'http',
       host: req.headers.host,
