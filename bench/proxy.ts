@@ -25,12 +25,17 @@
  *    wrk, is a throughput reference only), nginx (reverse proxy, upstream keepalive 64),
  *    modelgateBare (access log off), modelgateObserved (route accessLog sampleRate 0.01 written
  *    to a file, admin listener up and /metrics scraped once at the end of each run, inside the
- *    measured window), nodeHello (a bare node:http server: the floor for Node). The cases run
+ *    measured window), modelgateApiKey / modelgateJwt (the bare case behind an API key among
+ *    1,000 consumers, or an RS256 JWT reused by every request, as clients reuse a token), nodeHello
+ *    (a bare node:http server: the floor for Node's server), nodeMinimalProxy (node:http + an
+ *    undici Pool with a raw handler and nothing else: the floor for a Node proxy) and
+ *    nodeMinimalNodeClient (the same with node:http's own client). The cases run
  *    interleaved, `runs` times, after one warm-up each; medians. `coreUtilisation` is CPU
  *    seconds per wall second of the process under test: below 1 means the load core, not the
  *    proxy, was the limit.
  * 2. addedLatency: the fixed-rate open-loop generator (bench/lib/fixed-rate.ts) at `rate` req/s
- *    for D seconds (after a warm-up) against the upstream directly, nginx, and the gateway;
+ *    for D seconds (after a warm-up) against the upstream directly, nginx, the gateway and the
+ *    minimal Node proxy;
  *    percentiles are medians over runs; added = proxied − direct, per percentile.
  * 3. memoryManyRoutes: a gateway child with 10,000 routes (bench/lib/routes.ts: 100 hostnames,
  *    distinct paths, static-URL backends all pointing at the upstream), run as tsc-built
@@ -75,7 +80,7 @@ import {
   which,
 } from './lib/procs.ts';
 import { type Lookup, prepareLookup } from './lib/router-lookup.ts';
-import { manyRoutesTable, oneRouteTable, type RouteTarget } from './lib/routes.ts';
+import { authRouteTable, manyRoutesTable, oneRouteTable, type RouteTarget } from './lib/routes.ts';
 import { runWrk, type WrkResult, wrkVersion } from './lib/wrk.ts';
 
 const { values } = parseArgs({
@@ -213,6 +218,8 @@ interface Server {
   name: string;
   pid: number;
   url: string;
+  /** Sent with every request (`name: value`): the credential of the auth cases. */
+  headers?: string[];
   child?: NodeChild;
   proc?: Tracked;
 }
@@ -233,6 +240,10 @@ const observedTable = `${dir}/observed.json`;
 const accessLogFile = `${dir}/access.log`;
 writeFileSync(bareTable, JSON.stringify(oneRouteTable(upstream.url, '{enabled: false}')));
 writeFileSync(observedTable, JSON.stringify(oneRouteTable(upstream.url, '{sampleRate: 0.01}')));
+const apiKeyAuth = await authRouteTable(upstream.url, 'apiKey');
+const jwtAuth = await authRouteTable(upstream.url, 'jwt');
+writeFileSync(`${dir}/apikey.json`, JSON.stringify(apiKeyAuth.table));
+writeFileSync(`${dir}/jwt.json`, JSON.stringify(jwtAuth.table));
 
 const servers: Record<string, Server> = {};
 if (nginxBin) {
@@ -251,6 +262,8 @@ if (nginxBin) {
 for (const [key, args] of [
   ['modelgateBare', ['--table', bareTable, '--log', '/dev/null']],
   ['modelgateObserved', ['--table', observedTable, '--log', accessLogFile, '--admin']],
+  ['modelgateApiKey', ['--table', `${dir}/apikey.json`, '--log', '/dev/null']],
+  ['modelgateJwt', ['--table', `${dir}/jwt.json`, '--log', '/dev/null']],
   ['nodeHello', ['--mode', 'hello']],
   ['nodeMinimalProxy', ['--mode', 'minimal-proxy', '--upstream', upstream.url]],
   ['nodeMinimalNodeClient', ['--mode', 'minimal-node-client-proxy', '--upstream', upstream.url]],
@@ -259,10 +272,15 @@ for (const [key, args] of [
   const child = await startNodeChild({ args: [...args], cpu: PROXY_CPU, nodeFlags });
   servers[key] = { name: key, pid: child.pid, url: child.url, child };
 }
+servers.modelgateApiKey!.headers = [apiKeyAuth.header];
+servers.modelgateJwt!.headers = [jwtAuth.header];
 
 // Every server answers the upstream's body before anything is measured.
 for (const s of [upstream, ...Object.values(servers)]) {
-  const res = await fetch(`${s.url}/v1/chat/completions`);
+  const headers = Object.fromEntries(
+    (s.headers ?? []).map((h) => [h.slice(0, h.indexOf(':')), h.slice(h.indexOf(':') + 1).trim()]),
+  );
+  const res = await fetch(`${s.url}/v1/chat/completions`, { headers });
   const body = await res.text();
   if (res.status !== 200 || body !== UPSTREAM_BODY) {
     throw new Error(`${s.name} at ${s.url} answered ${res.status} ${JSON.stringify(body.slice(0, 200))}`);
@@ -291,6 +309,7 @@ async function cpuRun(target: Server, scrapeAdmin: number | undefined, seconds: 
     connections: CONNECTIONS,
     seconds,
     cpu: LOAD_CPU,
+    headers: target.headers,
   });
   let metricsBytes: number | undefined;
   if (scrapeAdmin !== undefined) {
@@ -323,6 +342,8 @@ if (wrkBin && ONLY.has('cpu')) {
   if (servers.nginx) cases.push(['nginx', servers.nginx, undefined]);
   cases.push(['modelgateBare', servers.modelgateBare!, undefined]);
   cases.push(['modelgateObserved', servers.modelgateObserved!, servers.modelgateObserved!.child!.adminPort]);
+  cases.push(['modelgateApiKey', servers.modelgateApiKey!, undefined]);
+  cases.push(['modelgateJwt', servers.modelgateJwt!, undefined]);
   cases.push(['nodeHello', servers.nodeHello!, undefined]);
   cases.push(['nodeMinimalProxy', servers.nodeMinimalProxy!, undefined]);
   cases.push(['nodeMinimalNodeClient', servers.nodeMinimalNodeClient!, undefined]);
@@ -332,6 +353,7 @@ if (wrkBin && ONLY.has('cpu')) {
       connections: CONNECTIONS,
       seconds: WARMUP_S,
       cpu: LOAD_CPU,
+      headers: s.headers,
     });
   }
   const runs: Record<string, CpuRun[]> = Object.fromEntries(cases.map(([name]) => [name, []]));
@@ -375,6 +397,12 @@ if (wrkBin && ONLY.has('cpu')) {
         }
       : undefined,
     accessLogLines: access.split('\n').filter((l) => l.includes('"msg":"access"')).length,
+    // What authentication adds to the bare path (both without access logs): an API key among
+    // 1,000 consumers, and a JWT (RS256) that clients reuse, as they do for its lifetime.
+    authAddedUs: {
+      apiKey: round(us.modelgateApiKey! - us.modelgateBare!),
+      jwt: round(us.modelgateJwt! - us.modelgateBare!),
+    },
   };
 }
 

@@ -41,6 +41,65 @@ spec:
   return accepted(compile(state));
 }
 
+/** An API key the bench's auth table knows. */
+export const BENCH_API_KEY = 'sk-bench-0123456789abcdef';
+
+/**
+ * The catch-all route of oneRouteTable behind authentication: an API key (one consumer among
+ * `consumers`, looked up by digest) or a JWT (RS256, verified against a JWKS from a Secret, so
+ * no network is involved). Returns the table and the header every bench request sends.
+ */
+export async function authRouteTable(
+  upstreamUrl: string,
+  kind: 'apiKey' | 'jwt',
+  consumers = 1000,
+): Promise<{ table: RoutingTable; header: string }> {
+  const { SignJWT, exportJWK, generateKeyPair } = await import('jose');
+  let secrets = '';
+  let auth: string;
+  let header: string;
+  if (kind === 'apiKey') {
+    for (let i = 0; i < consumers; i++) {
+      const key = i === 0 ? BENCH_API_KEY : `sk-bench-other-${i}-0123456789`;
+      secrets += `apiVersion: v1\nkind: Secret\nmetadata: {name: c${i}, namespace: bench}\nstringData: {key: ${key}}\n---\n`;
+    }
+    header = `x-api-key: ${BENCH_API_KEY}`;
+    auth = `{apiKeys: {header: x-api-key, secretSelector: {matchLabels: {}}}}`;
+  } else {
+    const { privateKey, publicKey } = await generateKeyPair('RS256');
+    const jwk = { ...(await exportJWK(publicKey)), kid: 'bench', alg: 'RS256' };
+    secrets = `apiVersion: v1\nkind: Secret\nmetadata: {name: jwks, namespace: bench}\nstringData: {jwks.json: '${JSON.stringify({ keys: [jwk] })}'}\n---\n`;
+    auth = `{jwt: [{name: bench, issuer: https://bench.test, audiences: [bench], algorithms: [RS256], jwksSecretRef: {name: jwks, key: jwks.json}}]}`;
+    const token = await new SignJWT({ scope: 'chat' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'bench' })
+      .setIssuer('https://bench.test')
+      .setAudience('bench')
+      .setSubject('bench-user')
+      .setExpirationTime('10h')
+      .sign(privateKey);
+    header = `authorization: Bearer ${token}`;
+  }
+  const text = `${secrets}apiVersion: modelgate.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: bench, namespace: bench}
+spec:
+  accessLog: {enabled: false}
+  auth: ${auth}
+  rules:
+    - name: all
+      matches:
+        - path: {type: PathPrefix, value: /}
+      backends:
+        - name: upstream
+          urls: [${JSON.stringify(upstreamUrl)}]
+`;
+  const { state, problems } = loadManifests([{ file: 'bench.yaml', text }]);
+  if (problems.length > 0) throw new Error(`bench manifest: ${problems[0]?.message}`);
+  const table = accepted(compile(state));
+  if (!table.routes.auth?.[0]) throw new Error('bench auth table has no auth');
+  return { table, header };
+}
+
 /** A request that route `r` of manyRoutes() answers. */
 export interface RouteTarget {
   host: string;

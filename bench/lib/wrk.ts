@@ -55,7 +55,7 @@ export function parseWrk(out: string): WrkResult {
 export async function runWrk(
   bin: string,
   url: string,
-  opts: { connections: number; seconds: number; cpu: number | undefined },
+  opts: { connections: number; seconds: number; cpu: number | undefined; headers?: readonly string[] },
 ): Promise<WrkResult> {
   const [cmd, args] = pinned(opts.cpu, bin, [
     '-t1',
@@ -63,6 +63,7 @@ export async function runWrk(
     `-d${opts.seconds}s`,
     '--timeout',
     '5s',
+    ...(opts.headers ?? []).flatMap((h) => ['-H', h]),
     url,
   ]);
   const r = await runTracked(cmd, args, opts.seconds * 1000 + 30_000);
