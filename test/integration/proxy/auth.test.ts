@@ -8,7 +8,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from 'jose';
-import { send } from '../../support/client.ts';
+import { send, sendRaw } from '../../support/client.ts';
 import { startGateway, type TestGateway } from '../../support/gateway.ts';
 import { type JwksServer, startJwksServer } from '../../support/jwks-server.ts';
 import { startUpstream, type TestUpstream } from '../../support/upstream.ts';
@@ -115,6 +115,31 @@ describe('API keys', () => {
       const r = await call(path);
       assert.ok(r.status === 401 || r.status === 400 || r.status === 404, `${path}: ${r.status}`);
     }
+    assert.equal(up.received.length, before);
+  });
+
+  test('request smuggling cannot slip a request past authentication', async () => {
+    const before = up.received.length;
+    const smuggled = 'GET /admin HTTP/1.1\r\nhost: keys.test\r\n\r\n';
+    const clte = await sendRaw(
+      gw.url,
+      `POST /public HTTP/1.1\r\nhost: keys.test\r\ncontent-length: ${4 + smuggled.length}\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`,
+    );
+    assert.match(clte, /^HTTP\/1\.1 400 /);
+    const doubleCl = await sendRaw(
+      gw.url,
+      `POST /public HTTP/1.1\r\nhost: keys.test\r\ncontent-length: 0\r\ncontent-length: ${smuggled.length}\r\n\r\n${smuggled}`,
+    );
+    assert.match(doubleCl, /^HTTP\/1\.1 400 /);
+    // Pipelined after a refused request on the same connection: refused on its own merits.
+    const pipelined = await sendRaw(
+      gw.url,
+      `GET /public HTTP/1.1\r\nhost: keys.test\r\n\r\nGET /admin HTTP/1.1\r\nhost: keys.test\r\nx-api-key: ${BRAVO_KEY}\r\nconnection: close\r\n\r\n`,
+    );
+    assert.deepEqual(
+      [...pipelined.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]),
+      ['401', '403'],
+    );
     assert.equal(up.received.length, before);
   });
 
