@@ -3,13 +3,23 @@
  * the shutdown on SIGTERM/SIGINT that drains before exiting.
  */
 import { parseDurationMs } from '../compiler/units.ts';
-import { type GatewayConfig, parseGatewayConfig, parseHostPort } from '../config/gateway-config.ts';
+import {
+  applyListenerOverrides,
+  bindConflicts,
+  type GatewayConfig,
+  type Listener,
+  parseGatewayConfig,
+  parseHostPort,
+} from '../config/gateway-config.ts';
 import { loadConfigFile } from './config-file.ts';
 import { UsageError } from './usage-error.ts';
 
 export interface ServingFlags {
   config?: string;
   listen?: string;
+  'listen-https'?: string;
+  'tls-cert'?: string;
+  'tls-key'?: string;
   admin?: string;
   'drain-timeout'?: string;
   'otlp-endpoint'?: string;
@@ -17,7 +27,8 @@ export interface ServingFlags {
 
 export interface ServingSettings {
   config: GatewayConfig;
-  listen: { address: string; port: number };
+  /** Every public listener, the flags applied. */
+  listeners: Listener[];
   admin: { address: string; port: number };
   drainMs: number;
   tracing: GatewayConfig['tracing'];
@@ -31,18 +42,34 @@ export async function servingSettings(flags: ServingFlags): Promise<ServingSetti
     );
   }
   const config = parsed.config;
-  const first = config.listeners[0]!;
-  const listen = flags.listen ? parseHostPort(flags.listen) : { address: first.address, port: first.port };
+  const listen = flags.listen !== undefined ? parseHostPort(flags.listen) : undefined;
+  const listenHttps = flags['listen-https'] !== undefined ? parseHostPort(flags['listen-https']) : undefined;
   const admin = flags.admin ? parseHostPort(flags.admin) : config.admin;
-  if (!listen) throw new UsageError(`--listen ${flags.listen}: expected HOST:PORT`);
+  if (flags.listen !== undefined && !listen)
+    throw new UsageError(`--listen ${flags.listen}: expected HOST:PORT`);
+  if (flags['listen-https'] !== undefined && !listenHttps)
+    throw new UsageError(`--listen-https ${flags['listen-https']}: expected HOST:PORT`);
   if (!admin) throw new UsageError(`--admin ${flags.admin}: expected HOST:PORT`);
+  const certFile = flags['tls-cert'];
+  const keyFile = flags['tls-key'];
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new UsageError('--tls-cert and --tls-key go together');
+  const overridden = applyListenerOverrides(config.listeners, {
+    listen,
+    listenHttps,
+    certificate: certFile !== undefined && keyFile !== undefined ? { certFile, keyFile } : undefined,
+  });
+  if (!overridden.ok) throw new UsageError(overridden.error);
+  const listeners = overridden.listeners;
+  const conflicts = bindConflicts(listeners, admin);
+  if (conflicts.length > 0) throw new UsageError(conflicts.join('; '));
   const drain = flags['drain-timeout'] ?? '30s';
   if (!/^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$/.test(drain)) {
     throw new UsageError(`--drain-timeout ${drain}: expected a duration like 30s`);
   }
   const tracing = { ...config.tracing };
   if (flags['otlp-endpoint']) tracing.otlpEndpoint = flags['otlp-endpoint'];
-  return { config, listen, admin, drainMs: parseDurationMs(drain), tracing };
+  return { config, listeners, admin, drainMs: parseDurationMs(drain), tracing };
 }
 
 /** Resolves with the exit code once a signal has stopped the server (draining first). */

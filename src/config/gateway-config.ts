@@ -8,20 +8,12 @@ import { isIP } from 'node:net';
 import { type Static, Type } from '@sinclair/typebox';
 import { ajv } from '../api/ajv.ts';
 import type { FieldError } from '../api/cel.ts';
-import { List, ObjectName, Str, StringEnum } from '../api/schema-helpers.ts';
+import { List, Str, StringEnum } from '../api/schema-helpers.ts';
 import { describeAjvError } from '../api/validate.ts';
 
 const Port = (description: string, def: number) =>
   Type.Integer({ minimum: 0, maximum: 65535, default: def, description });
 const Address = (description: string, def: string) => Str(253, { minLength: 1, default: def, description });
-
-const SecretRef = Type.Object(
-  {
-    name: ObjectName('Secret name.'),
-    namespace: Type.Optional(ObjectName("Secret namespace; default: the gateway's namespace.")),
-  },
-  { additionalProperties: false },
-);
 
 export const CertificateSchema = Type.Object(
   {
@@ -29,13 +21,16 @@ export const CertificateSchema = Type.Object(
       minItems: 1,
       description: 'SNI names this certificate serves; `*.example.com` wildcards and `*` (default) allowed.',
     }),
-    secretRef: Type.Optional(SecretRef),
-    certFile: Type.Optional(Str(4096, { description: 'PEM certificate chain file (standalone).' })),
-    keyFile: Type.Optional(Str(4096, { description: 'PEM private key file (standalone).' })),
+    certFile: Str(4096, {
+      minLength: 1,
+      description: 'PEM certificate chain file (a mounted kubernetes.io/tls Secret: `.../tls.crt`).',
+    }),
+    keyFile: Str(4096, { minLength: 1, description: 'PEM private key file (`.../tls.key`).' }),
   },
   {
     additionalProperties: false,
-    description: 'Either secretRef (a kubernetes.io/tls Secret) or certFile+keyFile.',
+    description:
+      "A certificate from files, reloaded when they change. Proxies have no Kubernetes API access: mount the Secret. Routes' own certificates come through the routing table.",
   },
 );
 
@@ -50,20 +45,29 @@ export const ListenerSchema = Type.Object(
     port: Port('TCP port; 0 picks a free one (tests). Default 8080.', 8080),
     protocol: StringEnum(['HTTP', 'HTTPS'] as const, {
       default: 'HTTP',
-      description: 'HTTP or HTTPS. Default HTTP.',
+      description:
+        "HTTP or HTTPS. Default HTTP. An HTTPS listener serves the routes' certificates and its own.",
     }),
     tls: Type.Optional(
       Type.Object(
         {
-          certificates: List(CertificateSchema, 256, { minItems: 1, description: 'Chosen by SNI.' }),
+          certificates: List(CertificateSchema, 256, {
+            default: [],
+            description:
+              "The listener's own certificates, chosen by SNI after the routes' certificates. Default none.",
+          }),
           minVersion: StringEnum(['TLSv1.2', 'TLSv1.3'] as const, {
             default: 'TLSv1.2',
             description: 'Default TLSv1.2.',
           }),
           clientCA: Type.Optional(
             Type.Object(
-              { secretRef: Type.Optional(SecretRef), file: Type.Optional(Str(4096)) },
-              { additionalProperties: false, description: 'CA bundle for client certificates (mTLS).' },
+              { file: Str(4096, { minLength: 1, description: 'PEM CA bundle file.' }) },
+              {
+                additionalProperties: false,
+                description:
+                  "CA bundle the clients of this listener's own certificates must present a certificate from (mTLS).",
+              },
             ),
           ),
         },
@@ -139,6 +143,10 @@ export type Listener = Static<typeof ListenerSchema>;
 
 const validateConfig = ajv.compile(GatewayConfigSchema);
 
+/** An exact DNS name, a `*.` wildcard of one, or `*`. */
+const HOSTNAME =
+  /^(\*|(\*\.)?[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*)$/;
+
 /** True for `10.0.0.0/8`, `2001:db8::/32`, or a bare address. */
 export function isCidr(text: string): boolean {
   const [addr, bits, extra] = text.split('/');
@@ -168,21 +176,25 @@ export function parseGatewayConfig(
     if (names.has(l.name))
       errors.push({ path: `listeners[${i}].name`, message: `listener name ${l.name} is used twice` });
     names.add(l.name);
-    if (l.protocol === 'HTTPS' && !l.tls)
-      errors.push({ path: `listeners[${i}].tls`, message: 'required for HTTPS' });
     if (l.protocol === 'HTTP' && l.tls)
       errors.push({ path: `listeners[${i}].tls`, message: 'only allowed for HTTPS' });
+    if (l.tls?.clientCA && l.tls.certificates.length === 0)
+      errors.push({
+        path: `listeners[${i}].tls.clientCA`,
+        message: "applies to the listener's own certificates, and it has none",
+      });
     l.tls?.certificates.forEach((c, j) => {
-      const fromSecret = c.secretRef !== undefined;
-      const fromFiles = c.certFile !== undefined && c.keyFile !== undefined;
-      if (fromSecret === fromFiles || (!fromFiles && (c.certFile !== undefined || c.keyFile !== undefined))) {
-        errors.push({
-          path: `listeners[${i}].tls.certificates[${j}]`,
-          message: 'set either secretRef or certFile and keyFile',
-        });
-      }
+      c.hostnames.forEach((h, k) => {
+        if (!HOSTNAME.test(h))
+          errors.push({
+            path: `listeners[${i}].tls.certificates[${j}].hostnames[${k}]`,
+            message: `${h} is not a host name, a *.wildcard or *`,
+          });
+      });
     });
   });
+  for (const message of bindConflicts(config.listeners, config.admin))
+    errors.push({ path: 'listeners', message });
   return errors.length > 0 ? { ok: false, errors } : { ok: true, config };
 }
 
@@ -194,4 +206,110 @@ export function parseHostPort(text: string): { address: string; port: number } |
   if (port > 65535) return undefined;
   const address = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!);
   return { address, port };
+}
+
+const WILDCARD_ADDRESSES = new Set(['0.0.0.0', '::', '[::]', '']);
+
+/** True when binding both would collide: same port (not 0) and the same or a wildcard address. */
+function sameBinding(a: { address: string; port: number }, b: { address: string; port: number }): boolean {
+  if (a.port === 0 || a.port !== b.port) return false;
+  return a.address === b.address || WILDCARD_ADDRESSES.has(a.address) || WILDCARD_ADDRESSES.has(b.address);
+}
+
+/**
+ * Why these listeners cannot all be bound: two public listeners, or the admin listener and a
+ * public one, on the same address and port. Empty when there is no conflict.
+ */
+export function bindConflicts(
+  listeners: readonly { name: string; address: string; port: number }[],
+  admin: { address: string; port: number },
+): string[] {
+  const out: string[] = [];
+  listeners.forEach((l, i) => {
+    for (const other of listeners.slice(0, i)) {
+      if (sameBinding(l, other))
+        out.push(`listeners ${other.name} and ${l.name} both bind ${l.address}:${l.port}`);
+    }
+    if (sameBinding(l, admin))
+      out.push(
+        `the admin listener (${admin.address}:${admin.port}) would share its port with the public listener ${l.name} (${l.address}:${l.port}); give it another --admin address or port`,
+      );
+  });
+  return out;
+}
+
+export interface ListenerOverrides {
+  /** `--listen`: the first HTTP listener's address (one is added if there is none). */
+  listen?: { address: string; port: number };
+  /** `--listen-https`: the first HTTPS listener's address (one is added if there is none). */
+  listenHttps?: { address: string; port: number };
+  /** `--tls-cert`/`--tls-key`: the HTTPS listener's certificates become this one, for every name. */
+  certificate?: { certFile: string; keyFile: string };
+}
+
+function unusedName(listeners: readonly Listener[], base: string): string {
+  const taken = new Set(listeners.map((l) => l.name));
+  if (!taken.has(base)) return base;
+  for (let i = 2; ; i++) if (!taken.has(`${base}-${i}`)) return `${base}-${i}`;
+}
+
+/**
+ * The listeners after the command-line flags. Errors are returned as messages (the caller turns
+ * them into usage errors).
+ */
+export function applyListenerOverrides(
+  listeners: readonly Listener[],
+  o: ListenerOverrides,
+): { ok: true; listeners: Listener[] } | { ok: false; error: string } {
+  const out = listeners.map((l) => structuredClone(l));
+  if (o.listen) {
+    const i = out.findIndex((l) => l.protocol === 'HTTP');
+    if (i >= 0) out[i] = { ...out[i]!, ...o.listen };
+    else out.unshift({ name: unusedName(out, 'http'), protocol: 'HTTP', ...o.listen });
+  }
+  if (o.listenHttps || o.certificate) {
+    let i = out.findIndex((l) => l.protocol === 'HTTPS');
+    if (i < 0) {
+      if (!o.listenHttps)
+        return { ok: false, error: '--tls-cert and --tls-key need an HTTPS listener (--listen-https)' };
+      // Without --tls-cert it serves the routes' certificates only.
+      out.push({
+        name: unusedName(out, 'https'),
+        protocol: 'HTTPS',
+        ...o.listenHttps,
+        tls: { certificates: [], minVersion: 'TLSv1.2' },
+      });
+      i = out.length - 1;
+    } else if (o.listenHttps) {
+      out[i] = { ...out[i]!, ...o.listenHttps };
+    }
+    if (o.certificate) {
+      const l = out[i]!;
+      out[i] = {
+        ...l,
+        tls: {
+          ...(l.tls ?? { minVersion: 'TLSv1.2' }),
+          certificates: [{ hostnames: ['*'], ...o.certificate }],
+        },
+      };
+    }
+  }
+  return { ok: true, listeners: out };
+}
+
+/**
+ * The public listeners a role starts: `listeners` with `listen` applied (see ListenerOverrides).
+ * Throws when there is none or when two of them, or one and the admin listener, share an address.
+ */
+export function publicListeners(
+  listeners: readonly Listener[] | undefined,
+  listen: { address: string; port: number } | undefined,
+  admin: { address: string; port: number },
+): Listener[] {
+  const r = applyListenerOverrides(listeners ?? [], { listen });
+  if (!r.ok) throw new Error(r.error);
+  if (r.listeners.length === 0) throw new Error('no public listener: give listeners or listen');
+  const conflicts = bindConflicts(r.listeners, admin);
+  if (conflicts.length > 0) throw new Error(conflicts.join('; '));
+  return r.listeners;
 }

@@ -18,6 +18,9 @@ export function isPreflight(method: string | undefined, headers: IncomingHttpHea
   );
 }
 
+/** One or more DNS labels, none empty: what `*` in an allowed origin stands for. */
+const HOST_LABELS = /^[a-z0-9_-]+(\.[a-z0-9_-]+)*$/;
+
 export type PreflightAnswer = { ok: true; headers: OutgoingHeaders } | { ok: false; message: string };
 
 export class CorsPolicy {
@@ -65,7 +68,7 @@ export class CorsPolicy {
       // One or more labels before the suffix, none of them empty.
       if (o.startsWith(scheme) && o.endsWith(suffix) && o.length > scheme.length + suffix.length) {
         const label = o.slice(scheme.length, o.length - suffix.length);
-        if (!label.startsWith('.') && !label.includes('/') && !label.includes(':')) return true;
+        if (HOST_LABELS.test(label)) return true;
       }
     }
     return false;

@@ -6,10 +6,17 @@
 import { resolve4, resolve6 } from 'node:dns/promises';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
+import { type Listener as ListenerConfig, publicListeners } from '../config/gateway-config.ts';
 import { listenAdmin } from '../dataplane/admin.ts';
 import { GatewayProxy } from '../dataplane/proxy.ts';
 import { PushClient } from '../dataplane/push-client.ts';
-import { type Listener, listen } from '../dataplane/server.ts';
+import {
+  drainAll,
+  type Listener,
+  type ListenOptions,
+  listenAll,
+  listenOptionsFor,
+} from '../dataplane/server.ts';
 import { createLogger } from '../observability/logger.ts';
 import { CallbackFamily } from '../observability/metric-families.ts';
 import { createTracer } from '../observability/tracing.ts';
@@ -20,8 +27,15 @@ export interface ProxyRoleOptions {
   controllers: string[];
   token: () => string;
   stateDir: string;
-  listen: { address: string; port: number };
+  /** Every public listener (GatewayConfig `listeners`). */
+  listeners?: ListenerConfig[];
+  /** An HTTP listener's address: replaces the first HTTP listener of `listeners` (or adds one). */
+  listen?: { address: string; port: number };
   admin: { address: string; port: number };
+  /** Peers whose x-forwarded-for is believed (GatewayConfig `trustedProxies.cidrs`). */
+  trustedProxies?: readonly string[];
+  /** Limits and timeouts of every public listener (defaults in server.ts; tests shorten them). */
+  listenerLimits?: Partial<ListenOptions>;
   pushCa?: string;
   logger?: Logger;
   tracing?: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
@@ -30,7 +44,9 @@ export interface ProxyRoleOptions {
 export interface ProxyRole {
   readonly proxy: GatewayProxy;
   readonly push: PushClient;
+  /** The first public listener. */
   readonly listener: Listener;
+  readonly listeners: readonly Listener[];
   readonly adminUrl: string;
   shutdown(drainTimeoutMs: number): Promise<{ forced: boolean }>;
 }
@@ -56,6 +72,7 @@ export function controllerResolver(entries: readonly string[]): () => Promise<st
 }
 
 export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole> {
+  const specs = publicListeners(opts.listeners, opts.listen, opts.admin);
   // Test-only hook: while the file named by MODELGATE_TEST_REFUSE_TABLES_FILE exists, this proxy
   // refuses (NACKs) every table, so multi-process tests can force a NACK through the real CLI
   // (test/integration/controller/multi-process.test.ts). Unset in production: no effect.
@@ -66,7 +83,7 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
     sampleRatio: opts.tracing?.sampleRatio,
     serviceName: opts.tracing?.serviceName,
   });
-  const proxy = new GatewayProxy({ logger, tracer });
+  const proxy = new GatewayProxy({ logger, tracer, trustedProxies: opts.trustedProxies });
   const push = new PushClient({
     proxyId: opts.proxyId,
     controllers: controllerResolver(opts.controllers),
@@ -106,24 +123,44 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
     logger.info({ version: persisted.version }, 'serving the persisted table until a controller answers');
   push.start();
 
-  const listener = await listen(proxy, opts.listen);
-  const admin = await listenAdmin(proxy, {
-    ...opts.admin,
-    status: () => push.status(),
-    readyDetails: () => ({ source: push.status().source }),
-  });
+  let listeners: Listener[] = [];
+  let admin: Awaited<ReturnType<typeof listenAdmin>>;
+  try {
+    listeners = await listenAll(
+      proxy,
+      specs.map((l) => listenOptionsFor(l, opts.listenerLimits)),
+    );
+    // Readiness is served once every public listener is up.
+    admin = await listenAdmin(proxy, {
+      ...opts.admin,
+      status: () => push.status(),
+      readyDetails: () => ({ source: push.status().source }),
+    });
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await push.close();
+    await proxy.close();
+    flush();
+    throw e;
+  }
   logger.info(
-    { listen: listener.url, admin: admin.url, controllers: opts.controllers },
+    {
+      listen: listeners[0]!.url,
+      listeners: listeners.map((l) => l.url),
+      admin: admin.url,
+      controllers: opts.controllers,
+    },
     'modelgate proxy is serving',
   );
   return {
     proxy,
     push,
-    listener,
+    listener: listeners[0]!,
+    listeners,
     adminUrl: admin.url,
     shutdown: async (drainTimeoutMs) => {
       proxy.draining = true;
-      const result = await listener.drain(drainTimeoutMs);
+      const result = await drainAll(listeners, drainTimeoutMs);
       await push.close();
       await admin.app.close();
       await proxy.close();

@@ -6,9 +6,16 @@
 import type { Logger } from 'pino';
 import type { Condition } from '../api/status.ts';
 import { compile, type ResourceStatus } from '../compiler/compile.ts';
+import { type Listener as ListenerConfig, publicListeners } from '../config/gateway-config.ts';
 import { listenAdmin } from '../dataplane/admin.ts';
 import { GatewayProxy } from '../dataplane/proxy.ts';
-import { type Listener, listen } from '../dataplane/server.ts';
+import {
+  drainAll,
+  type Listener,
+  type ListenOptions,
+  listenAll,
+  listenOptionsFor,
+} from '../dataplane/server.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createTracer } from '../observability/tracing.ts';
 import { type FilesWatch, type LoadResult, watchFiles } from '../sources/files/index.ts';
@@ -16,8 +23,15 @@ import { LastGood } from './last-good.ts';
 
 export interface StandaloneOptions {
   paths: string[];
-  listen: { address: string; port: number };
+  /** Every public listener (GatewayConfig `listeners`). */
+  listeners?: ListenerConfig[];
+  /** An HTTP listener's address: replaces the first HTTP listener of `listeners` (or adds one). */
+  listen?: { address: string; port: number };
   admin: { address: string; port: number };
+  /** Peers whose x-forwarded-for is believed (GatewayConfig `trustedProxies.cidrs`). */
+  trustedProxies?: readonly string[];
+  /** Limits and timeouts of every public listener (defaults in server.ts; tests shorten them). */
+  listenerLimits?: Partial<ListenOptions>;
   logger?: Logger;
   /** Debounce of file events, ms (tests shorten it). */
   debounceMs?: number;
@@ -26,7 +40,9 @@ export interface StandaloneOptions {
 
 export interface Standalone {
   readonly proxy: GatewayProxy;
+  /** The first public listener. */
   readonly listener: Listener;
+  readonly listeners: readonly Listener[];
   readonly adminUrl: string;
   /** Statuses from the last compile, Programmed set from this process's own apply. */
   statuses(): ResourceStatus[];
@@ -56,6 +72,7 @@ function programmed(statuses: ResourceStatus[], applied: boolean, version: strin
 }
 
 export async function startStandalone(opts: StandaloneOptions): Promise<Standalone> {
+  const specs = publicListeners(opts.listeners, opts.listen, opts.admin);
   const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
   const tracer = createTracer({
     endpoint: opts.tracing?.otlpEndpoint,
@@ -63,7 +80,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     serviceName: opts.tracing?.serviceName,
     onError: (err) => logger.warn({ err: String(err) }, 'span export failed'),
   });
-  const proxy = new GatewayProxy({ logger, tracer });
+  const proxy = new GatewayProxy({ logger, tracer, trustedProxies: opts.trustedProxies });
   const lastGood = new LastGood();
   let statuses: ResourceStatus[] = [];
   let generation = 0;
@@ -100,16 +117,36 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
   watch = watchFiles(opts.paths, onLoad, { debounceMs: opts.debounceMs ?? 100 });
   await firstLoad;
 
-  const listener = await listen(proxy, opts.listen);
-  const admin = await listenAdmin(proxy, { ...opts.admin, status: () => statuses });
+  let listeners: Listener[] = [];
+  let admin: Awaited<ReturnType<typeof listenAdmin>>;
+  try {
+    listeners = await listenAll(
+      proxy,
+      specs.map((l) => listenOptionsFor(l, opts.listenerLimits)),
+    );
+    // Readiness is served once every public listener is up.
+    admin = await listenAdmin(proxy, { ...opts.admin, status: () => statuses });
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await watch?.close();
+    await proxy.close();
+    flush();
+    throw e;
+  }
   logger.info(
-    { listen: listener.url, admin: admin.url, paths: opts.paths },
+    {
+      listen: listeners[0]!.url,
+      listeners: listeners.map((l) => l.url),
+      admin: admin.url,
+      paths: opts.paths,
+    },
     'modelgate standalone is serving',
   );
 
   return {
     proxy,
-    listener,
+    listener: listeners[0]!,
+    listeners,
     adminUrl: admin.url,
     statuses: () => statuses,
     nextApply: () => new Promise<void>((resolve) => waiters.push(resolve)),
@@ -119,7 +156,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
         { drainTimeoutMs },
         'draining: readiness fails, no new connections, in-flight requests finish',
       );
-      const result = await listener.drain(drainTimeoutMs);
+      const result = await drainAll(listeners, drainTimeoutMs);
       await watch?.close();
       watch = undefined;
       await admin.app.close();
@@ -131,7 +168,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     close: async () => {
       await watch?.close();
       watch = undefined;
-      await listener.close();
+      await Promise.all(listeners.map((l) => l.close()));
       await admin.app.close();
       await proxy.close();
       flush();

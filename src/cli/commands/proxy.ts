@@ -22,8 +22,17 @@ Options (environment variables in brackets):
   --proxy-id ID          this proxy's name in ACKs and status [POD_NAME; default: the host name]
   --state-dir DIR        where the last accepted table is kept [MODELGATE_STATE_DIR; default
                          from --config, ./.modelgate]
-  --listen HOST:PORT     public listener (default 0.0.0.0:8080)
-  --admin HOST:PORT      admin listener (default 127.0.0.1:9901)
+  --listen HOST:PORT     the HTTP listener (default 0.0.0.0:8080); replaces the first HTTP
+                         listener of --config, whose other listeners start too
+  --listen-https HOST:PORT
+                         an HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN) serving the routes'
+                         certificates; replaces the first HTTPS listener of --config, or
+                         adds one
+  --tls-cert FILE        PEM certificate chain for every name without a route certificate,
+                         with --tls-key FILE (its PEM key); reloaded when the files change
+  --tls-key FILE         see --tls-cert
+  --admin HOST:PORT      admin listener (default 127.0.0.1:9901; never the address of a
+                         public listener)
   --config FILE          a GatewayConfig file; flags win
   --otlp-endpoint URL    export OpenTelemetry spans (off by default)
   --drain-timeout DUR    on SIGTERM, how long requests in flight may take (default 30s)
@@ -39,6 +48,9 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       'proxy-id': { type: 'string' },
       'state-dir': { type: 'string' },
       listen: { type: 'string' },
+      'listen-https': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       admin: { type: 'string' },
       config: { type: 'string' },
       'otlp-endpoint': { type: 'string' },
@@ -66,8 +78,9 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     controllers,
     token,
     stateDir: values['state-dir'] ?? env.MODELGATE_STATE_DIR ?? serving.config.stateDir,
-    listen: serving.listen,
+    listeners: serving.listeners,
     admin: serving.admin,
+    trustedProxies: serving.config.trustedProxies.cidrs,
     pushCa: values['push-ca-file'] ? readFileSync(values['push-ca-file'], 'utf8') : undefined,
     tracing: serving.tracing,
   });

@@ -6,7 +6,8 @@ import { startStandalone } from '../../roles/standalone.ts';
 import { servingSettings, untilSignalled } from '../serving.ts';
 import { UsageError } from '../usage-error.ts';
 
-export const standaloneHelp = `Usage: modelgate standalone -f PATH [-f PATH...] [--listen HOST:PORT] [--admin HOST:PORT] [--config FILE]
+export const standaloneHelp = `Usage: modelgate standalone -f PATH [-f PATH...] [--listen HOST:PORT] [--listen-https HOST:PORT
+                            --tls-cert FILE --tls-key FILE] [--admin HOST:PORT] [--config FILE]
 
 Runs the gateway in one process: reads ModelRoute, RateLimitPolicy, CanaryRollout, Service,
 EndpointSlice and Secret manifests from files or folders, compiles them, and serves traffic.
@@ -14,9 +15,17 @@ Edits hot-reload; an edit that breaks a resource keeps its last good version and
 
 Options:
   -f, --file PATH       a YAML/JSON file or a folder (recursive); repeatable
-  --listen HOST:PORT    public listener (default 0.0.0.0:8080; [::]:8080 for IPv6)
+  --listen HOST:PORT    the HTTP listener (default 0.0.0.0:8080; [::]:8080 for IPv6); replaces
+                        the first HTTP listener of --config, whose other listeners start too
+  --listen-https HOST:PORT
+                        an HTTPS listener (HTTP/2 and HTTP/1.1 by ALPN) serving the routes'
+                        certificates; replaces the first HTTPS listener of --config, or adds one
+  --tls-cert FILE       PEM certificate chain served for every name without a route
+                        certificate, with --tls-key FILE (its PEM key); reloaded when the
+                        files change
+  --tls-key FILE        see --tls-cert
   --admin HOST:PORT     admin listener: /healthz /readyz /config /config/dump /status /metrics
-                        (default 127.0.0.1:9901)
+                        (default 127.0.0.1:9901; never the address of a public listener)
   --config FILE         a GatewayConfig file (listeners, TLS, trusted proxies); flags win
   --otlp-endpoint URL   export OpenTelemetry spans to this OTLP/HTTP collector (off by default)
   --drain-timeout DUR   on SIGTERM/SIGINT, how long in-flight requests and streams may take
@@ -29,6 +38,9 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
     options: {
       file: { type: 'string', short: 'f', multiple: true },
       listen: { type: 'string' },
+      'listen-https': { type: 'string' },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
       admin: { type: 'string' },
       config: { type: 'string' },
       'drain-timeout': { type: 'string', default: '30s' },
@@ -45,8 +57,9 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
   const serving = await servingSettings(values);
   const gateway = await startStandalone({
     paths: values.file,
-    listen: serving.listen,
+    listeners: serving.listeners,
     admin: serving.admin,
+    trustedProxies: serving.config.trustedProxies.cidrs,
     tracing: serving.tracing,
   });
   return untilSignalled((signal) => {

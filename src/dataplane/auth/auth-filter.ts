@@ -202,9 +202,17 @@ class AuthFilter implements Filter {
       if (v === undefined || v === null) continue;
       const text = typeof v === 'string' ? v : JSON.stringify(v);
       // A claim is the issuer's data, not ours to trust as a header value.
-      if (!/[\u0000-\u001f\u007f]/.test(text)) up[f.header] = text;
+      if (!hasControlCharacters(text)) up[f.header] = text;
     }
   }
+}
+
+function hasControlCharacters(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }
 
 function unauthenticated(challenge: string, detail: string | undefined): Rejection {

@@ -9,7 +9,8 @@ import type { Identity } from './identity.ts';
 export type AuthorizationResult = { ok: true } | { ok: false; missingScopes: string[]; message: string };
 
 function claimAllowed(value: unknown, allowed: readonly string[]): boolean {
-  if (Array.isArray(value)) return value.some((v) => claimAllowed(v, allowed));
+  // One level: a list of values, not lists of lists.
+  if (Array.isArray(value)) return value.some((v) => !Array.isArray(v) && claimAllowed(v, allowed));
   if (typeof value === 'string') return allowed.includes(value);
   if (typeof value === 'number' || typeof value === 'boolean') return allowed.includes(String(value));
   return false;

@@ -21,7 +21,8 @@ export function readCredential(headers: IncomingHttpHeaders, source: CredentialS
     return value.length > 0 ? { kind: 'present', value } : MALFORMED;
   }
   // Another scheme (Basic, ...) in the Authorization header is not a credential of this method.
-  if (raw.length < 7 || raw.slice(0, 7).toLowerCase() !== 'bearer ') return NONE;
+  // `Bearer` alone (node:http trims the space of `Bearer `) is a malformed credential, not none.
+  if (raw.slice(0, 6).toLowerCase() !== 'bearer' || (raw.length > 6 && raw[6] !== ' ')) return NONE;
   const value = raw.slice(7).trim();
   return value.length > 0 && !value.includes(' ') ? { kind: 'present', value } : MALFORMED;
 }

@@ -107,12 +107,15 @@ export class RouteAuthenticator {
             },
       });
     }
-    const introspector = auth.introspection ? parts.introspector() : undefined;
-    if (auth.introspection && introspector) {
+    if (auth.introspection) {
+      const introspector = parts.introspector();
+      // Without an introspector a token must still be answered (503), never skipped.
       this.methods.push({
         kind: 'introspection',
         source: auth.introspection.source,
-        check: (c) => introspector.verify(c),
+        check: introspector
+          ? (c) => introspector.verify(c)
+          : () => ({ ok: false, reason: 'unavailable', message: 'introspection is not available' }),
       });
     }
     this.credentialHeaders = [...new Set(this.methods.map((m) => m.source.header))];

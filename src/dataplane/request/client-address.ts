@@ -13,9 +13,13 @@ export class TrustedProxies {
 
   constructor(cidrs: readonly string[]) {
     for (const c of cidrs) {
-      const [addr, bits] = c.split('/');
+      const parts = c.split('/');
+      const [addr, bits] = parts;
       const family = isIP(addr ?? '');
-      if (family === 0) throw new Error(`trusted proxy ${c} is not an IP address or CIDR`);
+      // `10.0.0.0/` must not read as /0 (everyone trusted).
+      if (family === 0 || parts.length > 2 || (bits !== undefined && !/^\d{1,3}$/.test(bits))) {
+        throw new Error(`trusted proxy ${c} is not an IP address or CIDR`);
+      }
       const type = family === 4 ? 'ipv4' : 'ipv6';
       if (bits === undefined) this.list.addAddress(addr!, type);
       else this.list.addSubnet(addr!, Number(bits), type);
