@@ -202,6 +202,10 @@ export class GatewayProxy {
     this.endpoints.retain(runtime.origins);
     this.health.checker.sync(runtime.healthTargets);
     this.health.retain(runtime.origins);
+    // Key caches of JWKS URLs no route uses any more go (a JWKS document can be large).
+    this.jwks.retainOnly(
+      new Set((table.routes.auth ?? []).flatMap((a) => a.jwt.flatMap((p) => (p.jwksUri ? [p.jwksUri] : [])))),
+    );
     this.metrics.pruneRoutes(new Set(table.routes.rules.map((r) => r.route)));
     this.metrics.tableApplied(table.hash, version, Date.now() / 1000);
     this.logger.info(
