@@ -310,6 +310,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       upstreamHeaders: headers,
       responseHeaders: undefined,
       identity: undefined,
+      clientIp: this.clientIp,
     };
     const outcome = rule.filters(ctx);
     if (outcome instanceof Promise) {

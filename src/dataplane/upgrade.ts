@@ -147,6 +147,7 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
     upstreamHeaders: headers,
     responseHeaders: undefined,
     identity: undefined,
+    clientIp: proxy.trustedProxies.clientAddress(peer, req.headers['x-forwarded-for']),
   };
   const settle = (o: Awaited<ReturnType<NonNullable<typeof rule.filters>>>) => {
     if (o) {

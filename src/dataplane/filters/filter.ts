@@ -30,6 +30,8 @@ export interface FilterContext {
   responseHeaders: OutgoingHeaders | undefined;
   /** Who is calling, once the auth filter has run (rate limiting and hashing read it). */
   identity: Identity | undefined;
+  /** The client's address (through trusted proxies, the forwarded one): IP-keyed limits use it. */
+  readonly clientIp: string;
 }
 
 /** A filter's refusal: the gateway answers with this error and the request goes no further. */
