@@ -1,10 +1,10 @@
 /**
  * RateLimitPolicy: limits attached to ModelRoutes by `targetRefs`, in the style of Gateway API
- * policy attachment. Enforcement lands with the rate-limit work; this schema is complete enough
- * that the compiler can validate policies and place them in the routing table.
+ * policy attachment. Each proxy enforces them in its rate-limit filter: Local scope in-process,
+ * Global scope in Redis (one atomic script call per request), excess rejected with 429 or queued.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { cel, DnsLabel, Duration, List, ObjectName, Str, StringEnum } from './schema-helpers.ts';
+import { cel, DnsLabel, Duration, HeaderName, List, ObjectName, Str, StringEnum } from './schema-helpers.ts';
 import { ConditionsSchema } from './status.ts';
 
 export const LimitKeyType = ['Consumer', 'ClientIP', 'Claim', 'Header', 'Model', 'Route'] as const;
@@ -63,6 +63,14 @@ export const LimitSchema = Type.Object(
       default: 'Requests',
       description: 'What is counted: Requests, or ModelTokens from the response usage. Default Requests.',
     }),
+    completionTokensEstimate: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 10000000,
+        description:
+          'ModelTokens only: tokens reserved for the answer when the request sets no max_tokens (then reconciled with the real usage). Default 256.',
+      }),
+    ),
     overrides: Type.Optional(
       List(
         Type.Object(
@@ -83,10 +91,36 @@ export const LimitSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    ...cel({
-      rule: "!has(self.burst) || self.algorithm == 'TokenBucket'",
-      message: 'burst applies only to TokenBucket',
-    }),
+    ...cel(
+      {
+        rule: "!has(self.burst) || self.algorithm == 'TokenBucket'",
+        message: 'burst applies only to TokenBucket',
+      },
+      {
+        rule: "!has(self.completionTokensEstimate) || self.cost == 'ModelTokens'",
+        message: 'completionTokensEstimate applies only to cost ModelTokens',
+      },
+    ),
+  },
+);
+
+export const PrioritySchema = Type.Object(
+  {
+    group: Type.Optional(Str(256, { minLength: 1, description: 'Consumers in this group.' })),
+    header: Type.Optional(
+      Type.Object(
+        {
+          name: HeaderName('Request header name.'),
+          value: Str(256, { description: 'Exact value.' }),
+        },
+        { additionalProperties: false, description: 'Requests carrying this header value.' },
+      ),
+    ),
+  },
+  {
+    additionalProperties: false,
+    description: 'One priority level: the requests it matches.',
+    ...cel({ rule: 'has(self.group) != has(self.header)', message: 'set exactly one of group or header' }),
   },
 );
 
@@ -100,15 +134,44 @@ export const OnExceededSchema = Type.Object(
       Type.Integer({ minimum: 1, maximum: 100000, description: 'Queue bound per route.' }),
     ),
     maxWait: Type.Optional(Duration('Longest a request waits in the queue.')),
+    priorities: Type.Optional(
+      List(PrioritySchema, 8, {
+        description:
+          'Queue levels, highest first: a request takes the first level it matches; the rest wait behind every level.',
+      }),
+    ),
   },
   {
     additionalProperties: false,
     description: 'What happens to a request over a limit. Default: rejected with 429.',
-    ...cel({
-      rule: "self.action == 'Queue' ? has(self.maxQueue) && has(self.maxWait) : !has(self.maxQueue) && !has(self.maxWait)",
-      message: 'maxQueue and maxWait are required with action Queue and allowed only with it',
-    }),
+    ...cel(
+      {
+        rule: "self.action == 'Queue' ? has(self.maxQueue) && has(self.maxWait) : !has(self.maxQueue) && !has(self.maxWait)",
+        message: 'maxQueue and maxWait are required with action Queue and allowed only with it',
+      },
+      {
+        rule: "!has(self.priorities) || self.action == 'Queue'",
+        message: 'priorities apply only to action Queue',
+      },
+    ),
   },
+);
+
+export const RedisRefSchema = Type.Object(
+  {
+    secretRef: Type.Object(
+      { name: ObjectName("Secret name, in the policy's namespace.") },
+      {
+        additionalProperties: false,
+        description:
+          'A Secret with `url` (redis://host:port[/db] or rediss://), optional `username`, `password`, and `cluster` ("true" for Redis Cluster, the url being one seed node).',
+      },
+    ),
+    timeout: Type.Optional(
+      Duration('Longest wait for Redis before failureMode applies. Default 50ms.', { default: '50ms' }),
+    ),
+  },
+  { additionalProperties: false, description: 'The Redis that Global limits count in.' },
 );
 
 export const RateLimitPolicySpecSchema = Type.Object(
@@ -131,8 +194,35 @@ export const RateLimitPolicySpecSchema = Type.Object(
       }),
     }),
     onExceeded: Type.Optional(OnExceededSchema),
+    redis: Type.Optional(RedisRefSchema),
+    splitAcrossProxies: Type.Optional(
+      Type.Boolean({
+        description:
+          'Local only: each proxy enforces amount divided by the number of proxies the controller sees (approximate: traffic is rarely spread evenly).',
+      }),
+    ),
+    maxInFlight: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 1000000,
+        description:
+          'Per route and per proxy: requests in flight to the backends at most; excess is handled as onExceeded says.',
+      }),
+    ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    ...cel(
+      {
+        rule: "self.scope == 'Global' ? has(self.redis) : !has(self.redis)",
+        message: 'redis is required with scope Global and allowed only with it',
+      },
+      {
+        rule: "!has(self.splitAcrossProxies) || !self.splitAcrossProxies || self.scope == 'Local'",
+        message: 'splitAcrossProxies applies only to scope Local',
+      },
+    ),
+  },
 );
 
 export const RateLimitPolicyStatusSchema = Type.Object(

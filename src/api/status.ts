@@ -25,6 +25,8 @@ export const Reason = {
   InvalidBackend: 'InvalidBackend',
   TargetNotFound: 'TargetNotFound',
   RouteNotFound: 'RouteNotFound',
+  SecretNotFound: 'SecretNotFound',
+  InvalidSecret: 'InvalidSecret',
   Pending: 'Pending',
   Programmed: 'Programmed',
   NotProgrammed: 'NotProgrammed',

@@ -168,7 +168,7 @@ export function compile(state: ClusterState): CompileResult {
     else notAccepted.add(route.key);
   }
   const canary = placeRollouts(list(state?.canaryRollouts), accepted, notAccepted);
-  const limits = placePolicies(list(state?.rateLimitPolicies), accepted, notAccepted);
+  const limits = placePolicies(list(state?.rateLimitPolicies), accepted, notAccepted, secretIndex);
 
   const endpoints: Record<string, EndpointsPart> = {};
   // Several routes may share a Service; it is resolved once.

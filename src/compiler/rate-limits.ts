@@ -2,15 +2,20 @@
  * RateLimitPolicy placement, Gateway API policy-attachment style: one policy per route. When two
  * policies target the same route, the older one (then namespace/name) is enforced there and the
  * other is told so in its status. Targets that do not exist are reported; the rest still attach.
+ *
+ * A Global policy whose Redis Secret is missing or malformed is still placed (its routes stay
+ * governed), with `redisUnavailable` in the table: proxies then apply its failureMode, exactly as
+ * if Redis were down, and ResolvedRefs says why.
  */
 import type { RateLimitPolicy } from '../api/resources.ts';
 import { ConditionType, Reason } from '../api/status.ts';
-import type { CompiledRateLimitPolicy } from '../routing-table/types.ts';
+import type { CompiledPriority, CompiledRateLimitPolicy, CompiledRedis } from '../routing-table/types.ts';
 import { admit, describeErrors, identify } from './admit.ts';
 import { condition, programmedCondition, rejectedConditions } from './conditions.ts';
 import { compareAge } from './ordering.ts';
 import { compareText } from './precedence.ts';
 import type { RouteModel } from './route-model.ts';
+import { type SecretIndex, secretValue } from './secrets.ts';
 import type { ResourceStatus } from './status-types.ts';
 import { parseDurationMs } from './units.ts';
 
@@ -22,12 +27,25 @@ export interface RateLimitPlacement {
   statuses: ResourceStatus[];
 }
 
-export function compilePolicy(key: string, p: RateLimitPolicy): CompiledRateLimitPolicy {
+const DEFAULT_REDIS_TIMEOUT = '50ms';
+
+export function compilePolicy(
+  key: string,
+  p: RateLimitPolicy,
+  secrets: SecretIndex,
+  problems: string[] = [],
+): CompiledRateLimitPolicy {
   const s = p.spec;
   const onExceeded: CompiledRateLimitPolicy['onExceeded'] = { action: s.onExceeded?.action ?? 'Reject' };
   if (s.onExceeded?.maxQueue !== undefined) onExceeded.maxQueue = s.onExceeded.maxQueue;
   if (s.onExceeded?.maxWait !== undefined) onExceeded.maxWaitMs = parseDurationMs(s.onExceeded.maxWait);
-  return {
+  if (s.onExceeded?.priorities !== undefined) {
+    onExceeded.priorities = s.onExceeded.priorities.map(
+      (pr): CompiledPriority =>
+        pr.header ? { header: pr.header.name.toLowerCase(), value: pr.header.value } : { group: pr.group ?? '' },
+    );
+  }
+  const compiled: CompiledRateLimitPolicy = {
     id: key,
     scope: s.scope,
     failureMode: s.failureMode,
@@ -45,9 +63,65 @@ export function compilePolicy(key: string, p: RateLimitPolicy): CompiledRateLimi
       burst: l.burst ?? 0,
       cost: l.cost,
       overrides: (l.overrides ?? []).map((o) => ({ group: o.group, amount: o.amount })),
+      ...(l.cost === 'ModelTokens' ? { completionTokensEstimate: l.completionTokensEstimate ?? 256 } : {}),
     })),
     onExceeded,
   };
+  if (s.scope === 'Global' && s.redis) {
+    const namespace = p.metadata.namespace ?? 'default';
+    const redis = compileRedis(s.redis, namespace, secrets);
+    if (redis.ok) compiled.redis = redis.redis;
+    else {
+      compiled.redisUnavailable = redis.message;
+      problems.push(redis.message);
+    }
+  }
+  if (s.splitAcrossProxies === true) compiled.splitAcrossProxies = true;
+  if (s.maxInFlight !== undefined) compiled.maxInFlight = s.maxInFlight;
+  return compiled;
+}
+
+type RedisResult = { ok: true; redis: CompiledRedis } | { ok: false; message: string };
+
+function compileRedis(
+  ref: NonNullable<RateLimitPolicy['spec']['redis']>,
+  namespace: string,
+  secrets: SecretIndex,
+): RedisResult {
+  const name = ref.secretRef.name;
+  const where = `spec.redis.secretRef: secret ${namespace}/${name}`;
+  const url = secretValue(secrets, namespace, name, 'url');
+  if (!url.ok) return { ok: false, message: `spec.redis.secretRef: ${url.message}` };
+  let parsed: URL;
+  try {
+    parsed = new URL(url.value.trim());
+  } catch {
+    return { ok: false, message: `${where} key url is not a URL` };
+  }
+  if ((parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') || parsed.hostname === '') {
+    return { ok: false, message: `${where} key url must be redis://host:port or rediss://host:port` };
+  }
+  const redis: CompiledRedis = {
+    url: url.value.trim(),
+    cluster: false,
+    timeoutMs: parseDurationMs(ref.timeout ?? DEFAULT_REDIS_TIMEOUT),
+  };
+  const optional = (k: string): string | undefined => {
+    const v = secretValue(secrets, namespace, name, k);
+    return v.ok ? v.value.trim() : undefined;
+  };
+  const username = optional('username');
+  const password = optional('password');
+  const cluster = optional('cluster');
+  if (username) redis.username = username;
+  if (password) redis.password = password;
+  if (cluster !== undefined) {
+    if (cluster !== 'true' && cluster !== 'false') {
+      return { ok: false, message: `${where} key cluster must be "true" or "false"` };
+    }
+    redis.cluster = cluster === 'true';
+  }
+  return { ok: true, redis };
 }
 
 interface Candidate {
@@ -63,6 +137,7 @@ export function placePolicies(
   raws: readonly unknown[],
   routes: ReadonlyMap<string, RouteModel>,
   rejectedRoutes: ReadonlySet<string>,
+  secrets: SecretIndex,
 ): RateLimitPlacement {
   const statuses: ResourceStatus[] = [];
   const candidates: Candidate[] = [];
@@ -119,8 +194,11 @@ export function placePolicies(
     }
     const g = c.generation;
     const accepted = attached.length > 0;
-    if (accepted) policies.push(compilePolicy(c.key, c.policy));
+    const refProblems: string[] = [];
+    const compiled = compilePolicy(c.key, c.policy, secrets, refProblems);
+    if (accepted) policies.push(compiled);
     const notes = [...conflicts, ...c.missing];
+    const unresolved = [...c.missing, ...refProblems];
     const reason = accepted
       ? Reason.Accepted
       : conflicts.length > 0
@@ -138,9 +216,15 @@ export function placePolicies(
         attachedRoutes: attached.sort(compareText),
         conditions: [
           condition(ConditionType.Accepted, accepted, reason, acceptedMsg, g),
-          c.missing.length > 0
-            ? condition(ConditionType.ResolvedRefs, false, Reason.TargetNotFound, c.missing.join('; '), g)
-            : condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'every target resolved', g),
+          unresolved.length > 0
+            ? condition(
+                ConditionType.ResolvedRefs,
+                false,
+                c.missing.length > 0 ? Reason.TargetNotFound : refReason(c.policy, secrets),
+                unresolved.join('; '),
+                g,
+              )
+            : condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'every reference resolved', g),
           programmedCondition(accepted, g),
         ],
       },
@@ -165,4 +249,11 @@ function rejected(
       conditions: rejectedConditions(reason, message, id.generation),
     },
   };
+}
+
+/** SecretNotFound when the Redis Secret is absent, InvalidSecret when it is there but unusable. */
+function refReason(p: RateLimitPolicy, secrets: SecretIndex): string {
+  const ns = p.metadata.namespace ?? 'default';
+  const name = p.spec.redis?.secretRef.name;
+  return name !== undefined && !secrets.has(`${ns}/${name}`) ? Reason.SecretNotFound : Reason.InvalidSecret;
 }

@@ -243,22 +243,52 @@ export interface CompiledCanary {
   override?: { header: string; always?: string; never?: string };
 }
 
+export interface CompiledLimit {
+  name: string;
+  key: { type: string; name?: string }[];
+  algorithm: 'FixedWindow' | 'SlidingWindow' | 'TokenBucket';
+  amount: number;
+  periodMs: number;
+  burst: number;
+  cost: 'Requests' | 'ModelTokens';
+  overrides: { group: string; amount: number }[];
+  /** ModelTokens only: tokens reserved for the answer when the request sets no max_tokens. */
+  completionTokensEstimate?: number;
+}
+
+/** One queue level: requests of a consumer group, or carrying a header value (lower-case name). */
+export type CompiledPriority = { group: string } | { header: string; value: string };
+
+/** Where Global limits are counted. `password` is redacted whenever the table is printed. */
+export interface CompiledRedis {
+  url: string;
+  username?: string;
+  password?: string;
+  cluster: boolean;
+  timeoutMs: number;
+}
+
 export interface CompiledRateLimitPolicy {
   /** `namespace/name`. */
   id: string;
   scope: 'Local' | 'Global';
   failureMode: 'FailOpen' | 'FailClosed';
-  limits: {
-    name: string;
-    key: { type: string; name?: string }[];
-    algorithm: 'FixedWindow' | 'SlidingWindow' | 'TokenBucket';
-    amount: number;
-    periodMs: number;
-    burst: number;
-    cost: 'Requests' | 'ModelTokens';
-    overrides: { group: string; amount: number }[];
-  }[];
-  onExceeded: { action: 'Reject' | 'Queue'; maxQueue?: number; maxWaitMs?: number };
+  limits: CompiledLimit[];
+  onExceeded: {
+    action: 'Reject' | 'Queue';
+    maxQueue?: number;
+    maxWaitMs?: number;
+    /** Highest first; requests matching none wait behind all of them. */
+    priorities?: CompiledPriority[];
+  };
+  /** Global scope: the Redis to count in; absent when its Secret is unusable (see redisUnavailable). */
+  redis?: CompiledRedis;
+  /** Global scope without a usable Redis: why. Proxies then act as if Redis were down (failureMode). */
+  redisUnavailable?: string;
+  /** Local scope: each proxy enforces amount ÷ the number of proxies it is told of. */
+  splitAcrossProxies?: boolean;
+  /** Per route and proxy: requests in flight to the backends at most. */
+  maxInFlight?: number;
 }
 
 /** Whether an endpoint takes new requests (`ready`) or only finishes what it has (`draining`). */

@@ -430,6 +430,100 @@ export const CEL_FIXTURES: CelFixture[] = [
     ],
   },
   {
+    kind: 'RateLimitPolicy',
+    rule: 'completionTokensEstimate applies only to cost ModelTokens',
+    valid: [policy({ limits: [limit('tokens', { cost: 'ModelTokens', completionTokensEstimate: 512 })] })],
+    invalid: [
+      {
+        resource: policy({ limits: [limit('requests', { completionTokensEstimate: 512 })] }),
+        path: 'spec.limits[0]',
+        message: 'completionTokensEstimate applies only to cost ModelTokens',
+      },
+    ],
+  },
+  {
+    kind: 'RateLimitPolicy',
+    rule: 'priorities apply only to action Queue',
+    valid: [
+      policy({
+        onExceeded: { action: 'Queue', maxQueue: 10, maxWait: '1s', priorities: [{ group: 'gold' }] },
+      }),
+    ],
+    invalid: [
+      {
+        resource: policy({ onExceeded: { priorities: [{ group: 'gold' }] } }),
+        path: 'spec.onExceeded',
+        message: 'priorities apply only to action Queue',
+      },
+    ],
+  },
+  {
+    kind: 'RateLimitPolicy',
+    rule: 'set exactly one of group or header',
+    valid: [
+      policy({
+        onExceeded: {
+          action: 'Queue',
+          maxQueue: 10,
+          maxWait: '1s',
+          priorities: [{ group: 'gold' }, { header: { name: 'x-priority', value: 'high' } }],
+        },
+      }),
+    ],
+    invalid: [
+      {
+        resource: policy({
+          onExceeded: {
+            action: 'Queue',
+            maxQueue: 10,
+            maxWait: '1s',
+            priorities: [{ group: 'gold', header: { name: 'x-priority', value: 'high' } }],
+          },
+        }),
+        path: 'spec.onExceeded.priorities[0]',
+        message: 'set exactly one of group or header',
+      },
+      {
+        resource: policy({ onExceeded: { action: 'Queue', maxQueue: 10, maxWait: '1s', priorities: [{}] } }),
+        path: 'spec.onExceeded.priorities[0]',
+        message: 'set exactly one of group or header',
+      },
+    ],
+  },
+  {
+    kind: 'RateLimitPolicy',
+    rule: 'redis is required with scope Global and allowed only with it',
+    valid: [policy({ scope: 'Global', redis: { secretRef: { name: 'redis' } } }), policy()],
+    invalid: [
+      {
+        resource: policy({ scope: 'Global' }),
+        path: 'spec',
+        message: 'redis is required with scope Global and allowed only with it',
+      },
+      {
+        note: 'the scope defaults to Local',
+        resource: policy({ redis: { secretRef: { name: 'redis' } } }),
+        path: 'spec',
+        message: 'redis is required with scope Global and allowed only with it',
+      },
+    ],
+  },
+  {
+    kind: 'RateLimitPolicy',
+    rule: 'splitAcrossProxies applies only to scope Local',
+    valid: [
+      policy({ splitAcrossProxies: true }),
+      policy({ scope: 'Global', redis: { secretRef: { name: 'r' } }, splitAcrossProxies: false }),
+    ],
+    invalid: [
+      {
+        resource: policy({ scope: 'Global', redis: { secretRef: { name: 'r' } }, splitAcrossProxies: true }),
+        path: 'spec',
+        message: 'splitAcrossProxies applies only to scope Local',
+      },
+    ],
+  },
+  {
     kind: 'CanaryRollout',
     rule: 'stableBackend and canaryBackend must differ',
     valid: [rollout()],
