@@ -407,6 +407,7 @@ export class PushServer extends EventEmitter<PushServerEvents> {
       line({ type: 'hello', controller: this.controllerId, leader: this.leader, term: this.term }),
     );
     if (this.leader) this.sendFull(stream);
+    this.announcePeers();
     this.logger.info({ proxy, schema }, 'push: proxy connected');
     this.emit('connect', { proxy, schema });
   }
@@ -416,6 +417,12 @@ export class PushServer extends EventEmitter<PushServerEvents> {
     res.end(line({ type: 'error', message }));
   }
 
+  /** Tells every connected proxy how many there are (splitAcrossProxies divides by it). */
+  private announcePeers(): void {
+    const notice = line({ type: 'peers', proxies: this.streams.size });
+    for (const s of this.streams.values()) this.write(s, notice);
+  }
+
   private dropStream(stream: Stream, reason: string): void {
     stream.closed = true;
     if (this.streams.get(stream.proxy) !== stream) return;
@@ -423,6 +430,7 @@ export class PushServer extends EventEmitter<PushServerEvents> {
     const record = this.record(stream.proxy);
     record.connected = false;
     record.disconnectedAt = this.now();
+    this.announcePeers();
     this.logger.info({ proxy: stream.proxy, reason }, 'push: proxy disconnected');
     this.emit('disconnect', { proxy: stream.proxy, reason });
   }

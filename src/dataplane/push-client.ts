@@ -116,6 +116,8 @@ export type PushClientEvents = {
   /** An answer was delivered to a replica. */
   answered: [{ url: string; body: AckBody; statusCode: number }];
   persisted: [{ version: TableVersion }];
+  /** How many proxies share the traffic, as the controllers say (see peerCount()). */
+  peers: [{ proxies: number }];
   reconnectScheduled: [{ url: string; delayMs: number; attempt: number }];
 };
 
@@ -136,6 +138,8 @@ interface Conn {
   unlisted: boolean;
   /** ACKs to one replica go one at a time, so they arrive in order. */
   answers: Promise<void>;
+  /** Proxies this replica last said are connected to it (0: not said yet). */
+  peers: number;
 }
 
 interface TableState {
@@ -323,6 +327,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
       retryTimer: undefined,
       unlisted: false,
       answers: Promise.resolve(),
+      peers: 0,
     };
     this.conns.set(url, c);
     return c;
@@ -438,6 +443,26 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     return best;
   }
 
+  /**
+   * Proxies sharing the traffic: what the followed leader says, else the most any connected
+   * replica says (every proxy connects to every replica, so they agree once settled); at least 1.
+   */
+  peerCount(): number {
+    if (this.followed && this.followed.peers > 0) return this.followed.peers;
+    let n = 1;
+    for (const c of this.conns.values()) if (c.open && c.peers > n) n = c.peers;
+    return n;
+  }
+
+  private lastPeers = 1;
+
+  private announcePeers(): void {
+    const n = this.peerCount();
+    if (n === this.lastPeers) return;
+    this.lastPeers = n;
+    this.emit('peers', { proxies: n });
+  }
+
   private updateFollowed(): void {
     const next = this.leader();
     if (next === this.followed) return;
@@ -479,6 +504,10 @@ export class PushClient extends EventEmitter<PushClientEvents> {
         c.leader = m.leader;
         c.term = m.term;
         this.updateFollowed();
+        return;
+      case 'peers':
+        c.peers = m.proxies;
+        this.announcePeers();
         return;
       case 'ping':
         return;

@@ -100,6 +100,11 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
     logger.info({ controller: c.controller, url: c.url, leader: c.leader }, 'controller connected'),
   );
   push.on('disconnected', (d) => logger.warn({ url: d.url, reason: d.reason }, 'controller stream lost'));
+  // Local limits with splitAcrossProxies divide their amounts by this.
+  push.on('peers', (p) => {
+    proxy.proxyCount = p.proxies;
+    logger.info({ proxies: p.proxies }, 'proxies sharing the traffic');
+  });
   proxy.metrics.registerCallback(
     new CallbackFamily(
       'modelgate_proxy_table_source',

@@ -69,6 +69,15 @@ export interface LeaderMessage {
   term: number;
 }
 
+/**
+ * How many proxies are connected to this replica (every proxy connects to every replica), sent
+ * when that changes: policies that split a Local limit across proxies divide by it.
+ */
+export interface PeersMessage {
+  type: 'peers';
+  proxies: number;
+}
+
 export interface PingMessage {
   type: 'ping';
 }
@@ -83,6 +92,7 @@ export type StreamMessage =
   | TableMessage
   | EndpointsMessage
   | LeaderMessage
+  | PeersMessage
   | PingMessage
   | ErrorMessage;
 
@@ -166,6 +176,9 @@ export function parseStreamMessage(line: string): StreamMessage | string {
       if (typeof value.key !== 'string' || typeof value.hash !== 'string') return 'bad endpoints message';
       if (value.part !== null && !isPartShape(value.part)) return 'bad part in endpoints message';
       return value as unknown as EndpointsMessage;
+    case 'peers':
+      if (!Number.isSafeInteger(value.proxies) || (value.proxies as number) < 0) return 'bad peers message';
+      return { type: 'peers', proxies: value.proxies as number };
     case 'ping':
       return { type: 'ping' };
     case 'error':

@@ -271,3 +271,22 @@ test('a proxy that does not read its stream is disconnected once its buffer pass
   assert.ok(gone, 'the stream was closed');
   assert.equal(a.push.proxies()[0]?.connected, false);
 });
+
+test('every proxy is told how many proxies are connected, as they come and go', async (t) => {
+  const a = await startPush({ controllerId: 'ctl-a' });
+  t.after(() => a.close());
+  a.push.setLeader(false, 1);
+  const peersOf = async (s: Awaited<ReturnType<typeof openRaw>>): Promise<unknown> => {
+    let m = await s.lines.next();
+    while (m.type !== 'peers') m = await s.lines.next();
+    return m.proxies;
+  };
+  const one = await openRaw(a.url, { proxy: 'p1', keepPeers: true });
+  t.after(() => one.close());
+  assert.equal(await peersOf(one), 1);
+  const two = await openRaw(a.url, { proxy: 'p2', keepPeers: true });
+  assert.equal(await peersOf(two), 2);
+  assert.equal(await peersOf(one), 2);
+  two.close();
+  assert.equal(await peersOf(one), 1);
+});

@@ -212,7 +212,13 @@ export interface RawStream {
 /** Opens GET /v1/stream by hand and parses what comes back. */
 export function openRaw(
   base: string,
-  opts: { token?: string | undefined; proxy?: string | undefined; schema?: string | undefined } = {},
+  opts: {
+    token?: string | undefined;
+    proxy?: string | undefined;
+    schema?: string | undefined;
+    /** Keep `peers` messages (most tests read the stream positionally and skip them). */
+    keepPeers?: boolean;
+  } = {},
 ): Promise<RawStream> {
   const url = new URL(`${base}/v1/stream`);
   const proxy = 'proxy' in opts ? opts.proxy : 'raw-proxy';
@@ -233,7 +239,11 @@ export function openRaw(
       });
       res.on('data', (chunk: Buffer) => {
         if (res.statusCode !== 200) body += chunk.toString();
-        else for (const l of splitter.push(chunk)) lines.push({ ...JSON.parse(l.text), bytes: l.bytes });
+        else
+          for (const l of splitter.push(chunk)) {
+            const m = { ...JSON.parse(l.text), bytes: l.bytes };
+            if (m.type !== 'peers' || opts.keepPeers) lines.push(m);
+          }
       });
       res.on('close', () => endedResolve());
       res.on('error', () => endedResolve());

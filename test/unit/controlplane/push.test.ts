@@ -162,7 +162,7 @@ test('a NACK (apply fails once) makes the leader resend the whole table', async 
   assert.deepEqual(rs, { proxy: 'proxy-a', version: { term: 1, seq: 2 }, nacked: { term: 1, seq: 2 } });
   await applied;
   assert.deepEqual(
-    messages.filter((m) => m.type !== 'hello').map((m) => `${m.type} ${m.version?.term}.${m.version?.seq}`),
+    messages.filter((m) => m.type !== 'hello' && m.type !== 'peers').map((m) => `${m.type} ${m.version?.term}.${m.version?.seq}`),
     ['table 1.1', 'endpoints 1.2', 'table 1.2'],
   );
   assert.deepEqual(
@@ -195,7 +195,7 @@ test('two replicas: only the leader streams tables, the proxy applies them, and 
   client.start();
   await Promise.all([ackA, ackB]);
   assert.deepEqual(
-    messages.filter((m) => m.url === b.url).map((m) => m.type),
+    messages.filter((m) => m.url === b.url && m.type !== 'peers').map((m) => m.type),
     ['hello'],
     'the follower sends no table',
   );
@@ -429,4 +429,27 @@ test('loadPersisted without a file or a state directory says why', async (t) => 
   assert.equal(bad.ok, false);
   assert.match(bad.ok ? '' : bad.reason, /does not match its hash/);
   assert.equal(none.recorder.calls.length, 0);
+});
+
+test('proxies learn how many proxies share the traffic (splitAcrossProxies divides by it)', async (t) => {
+  const a = await leaderWith('ctl-a', 1);
+  t.after(() => a.close());
+  a.push.publish(makeTable(2, 1));
+  const first = makeClient({ controllers: [a.url], proxyId: 'proxy-1' });
+  t.after(() => first.client.close());
+  const seen: number[] = [];
+  first.client.on('peers', (p) => seen.push(p.proxies));
+  const two = new Promise<void>((resolve) =>
+    first.client.on('peers', (p) => {
+      if (p.proxies === 2) resolve();
+    }),
+  );
+  first.client.start();
+  const second = makeClient({ controllers: [a.url], proxyId: 'proxy-2' });
+  t.after(() => second.client.close());
+  second.client.start();
+  await two;
+  assert.equal(first.client.peerCount(), 2);
+  // One proxy alone is the default and is not announced as a change.
+  assert.deepEqual(seen, [2]);
 });
