@@ -18,7 +18,7 @@ import { declaredLength, hasBody, readBody } from './body.ts';
 import { chooseCoding, compressedHeaders, createCompressor } from './compression.ts';
 import { isPreflight } from './cors.ts';
 import { Errors } from './errors.ts';
-import type { FilterContext, FilterOutcome } from './filters/filter.ts';
+import type { BodyTransformer, ExchangeObserver, FilterContext, FilterOutcome } from './filters/filter.ts';
 import { GrpcStatus, grpcTimeoutMs, isGrpc, respondTrailersOnly } from './grpc.ts';
 import { answerModels } from './models-endpoint.ts';
 import type { GatewayProxy } from './proxy.ts';
@@ -81,6 +81,14 @@ export class Exchange implements Dispatcher.DispatchHandler {
   /** CORS headers for whatever response this request gets (the route's policy allowed the origin). */
   corsHeaders: OutgoingHeaders | undefined;
   private preflight = false;
+  /** Filters watching the response and the end (rate limits giving back what they took). */
+  private observers: ExchangeObserver[] | undefined;
+  /** A filter's rewrite of the response body (the usage chunk the gateway asked for, removed). */
+  private transform: BodyTransformer | undefined;
+  /** The upstream response reached its end (not cut by an error or the client). */
+  private responseEnded = false;
+  /** onClientClose is listening on the response. */
+  private watchingClient = false;
   /** The OpenTelemetry span of this hop (a shared no-op when tracing is off). */
   private span: HopSpan = NOOP_SPAN;
   private done = false;
@@ -297,12 +305,35 @@ export class Exchange implements Dispatcher.DispatchHandler {
     });
     // node:http has already answered `Expect: 100-continue`; the upstream must not wait for it.
     delete headers.expect;
+    this.watchClient();
     if (!rule.filters) {
       this.prepareBody(rule, headers, body, undefined);
       return;
     }
+    if (body === undefined && rule.filters.readsBody && hasBody(req)) {
+      // A filter needs the body (token limits read max_tokens): read it, within the route's limit.
+      readBody(req, rule.compiled.maxRequestBodyBytes).then(
+        (read) => {
+          if (this.done) return;
+          if (!read.ok) {
+            if (read.reason === 'too-large') proxy.fail(this, Errors.BodyTooLarge);
+            else this.abandon();
+            return;
+          }
+          this.bytesIn = read.size;
+          const bytes = read.chunks.length === 1 ? read.chunks[0]! : Buffer.concat(read.chunks);
+          this.runFilters(rule, headers, bytes);
+        },
+        () => proxy.fail(this, Errors.Internal),
+      );
+      return;
+    }
+    this.runFilters(rule, headers, body);
+  }
+
+  private runFilters(rule: RuntimeRule, headers: OutgoingHeaders, body: Buffer | undefined): void {
     const ctx: FilterContext = {
-      req,
+      req: this.req,
       res: this.res,
       requestId: this.requestId,
       rule: rule.compiled,
@@ -311,12 +342,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
       responseHeaders: undefined,
       identity: undefined,
       clientIp: this.clientIp,
+      body,
+      observers: undefined,
     };
-    const outcome = rule.filters(ctx);
+    const outcome = rule.filters!(ctx);
     if (outcome instanceof Promise) {
       outcome.then(
         (o) => this.afterFilters(rule, o, ctx, headers, body),
-        () => proxy.fail(this, Errors.Internal),
+        () => {
+          this.observers = ctx.observers;
+          if (!this.done) this.proxy.fail(this, Errors.Internal);
+        },
       );
       return;
     }
@@ -330,12 +366,32 @@ export class Exchange implements Dispatcher.DispatchHandler {
     headers: OutgoingHeaders,
     body: Buffer | undefined,
   ): void {
+    // Observers first: whatever a filter took is given back at complete(), even on a refusal.
+    this.observers = ctx.observers;
+    if (this.done) {
+      // The client left while a filter was deciding (a queued request): settle what was taken.
+      this.notifyEnd();
+      return;
+    }
     if (outcome) {
       this.proxy.fail(this, outcome.error, outcome.message, outcome.headers);
       return;
     }
     this.identity = ctx.identity;
-    this.prepareBody(rule, headers, body, ctx.responseHeaders);
+    if (ctx.body !== body && ctx.body !== undefined) {
+      // A filter rewrote the body: its length is known now, whatever the client declared.
+      headers['content-length'] = String(ctx.body.length);
+      delete headers['transfer-encoding'];
+      this.bytesIn = ctx.body.length;
+    }
+    this.prepareBody(rule, headers, ctx.body, ctx.responseHeaders);
+  }
+
+  /** Listens for the client going away, from the moment the request is routed. */
+  private watchClient(): void {
+    if (this.watchingClient) return;
+    this.watchingClient = true;
+    this.res.on('close', this.onClientClose);
   }
 
   /**
@@ -355,7 +411,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       this.corsHeaders && responseHeaders
         ? { ...responseHeaders, ...this.corsHeaders }
         : (responseHeaders ?? this.corsHeaders);
-    this.res.on('close', this.onClientClose);
+    this.watchClient();
     if (isGrpc(req)) this.startDeadline();
     if (body !== undefined) {
       this.replayBody = body.length > 0 ? body : null;
@@ -562,6 +618,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.status = statusCode;
     const out = clientResponseHeaders(headers, this.requestId);
     if (this.extraResponseHeaders) Object.assign(out, this.extraResponseHeaders);
+    if (this.observers) {
+      for (const o of this.observers) {
+        const t = o.onResponseStart?.(statusCode, headers);
+        if (t && !this.transform) this.transform = t;
+      }
+      if (this.transform?.changesLength) delete out['content-length'];
+    }
     const type = headers['content-type'];
     const eventStream = typeof type === 'string' && type.startsWith('text/event-stream');
     if (eventStream) {
@@ -597,8 +660,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (eventStream && typeof this.res.flushHeaders === 'function') this.res.flushHeaders();
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    this.bytesOut += chunk.length;
+  onResponseData(controller: Dispatcher.DispatchController, upstreamChunk: Buffer): void {
+    this.bytesOut += upstreamChunk.length;
+    let chunk: Buffer | undefined = upstreamChunk;
+    if (this.transform) {
+      chunk = this.transform.data(upstreamChunk);
+      if (chunk === undefined || chunk.length === 0) return;
+    }
     const sink = this.sink ?? this.res;
     if (!sink.write(chunk)) {
       // Backpressure: a slow client pauses the upstream read instead of growing our buffers.
@@ -619,6 +687,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
         break;
       }
     }
+    const rest = this.transform?.end();
+    if (rest !== undefined && rest.length > 0) (this.sink ?? this.res).write(rest);
+    this.responseEnded = true;
     if (this.sink) this.sink.end();
     else if (!this.trailersOnly) this.res.end();
     this.outcome('success');
@@ -711,6 +782,28 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.span.end(this.status, this.code || (this.clientAborted ? 'client_aborted' : undefined));
     proxy.record(this, now);
+    this.notifyEnd();
+  }
+
+  /** Tells the filters' observers how the exchange ended; once, and only once it has. */
+  private notifyEnd(): void {
+    const observers = this.observers;
+    if (!observers || !this.done) return;
+    this.observers = undefined;
+    const started = this.firstByteAt > 0;
+    const end = {
+      status: this.status,
+      responseStarted: started,
+      clientAborted: this.clientAborted,
+      incomplete: started && !this.responseEnded,
+    };
+    for (const o of observers) {
+      try {
+        o.onEnd(end);
+      } catch (e) {
+        this.proxy.logger.error({ err: e }, 'a filter failed at the end of an exchange');
+      }
+    }
   }
 }
 

@@ -30,6 +30,7 @@ import { Exchange } from './exchange.ts';
 import type { FilterFactory } from './filters/filter.ts';
 import { isGrpc, sendGrpcError } from './grpc.ts';
 import { EndpointHealth } from './health/endpoint-health.ts';
+import { RateLimitFilterFactory } from './ratelimit/rate-limit-filter.ts';
 import { TrustedProxies } from './request/client-address.ts';
 import { type RuntimeBackend, type RuntimeRule, RuntimeTable } from './runtime-table.ts';
 import { handleUpgrade } from './upgrade.ts';
@@ -83,6 +84,8 @@ export class GatewayProxy {
   sequence = 0;
   /** Set when shutting down: readiness fails first so load balancers stop sending traffic. */
   draining = false;
+  /** Proxies sharing the traffic, as the controller last said (Local limits may be split by it). */
+  proxyCount = 1;
 
   constructor(opts: ProxyOptions = {}) {
     this.metrics = opts.metrics ?? new ProxyMetrics();
@@ -97,7 +100,9 @@ export class GatewayProxy {
           if (e.kind !== 'fetched') this.logger.warn({ jwksUri: e.uri, error: e.error }, `JWKS ${e.kind}`);
         },
       });
-    // Authentication runs first: nothing else (limits, caches) spends work on an unknown caller.
+    this.now = opts.now ?? (() => performance.now());
+    // Authentication runs first: nothing else (limits, caches) spends work on an unknown caller;
+    // rate limits come next, keyed by who the caller is.
     this.filters = [
       new AuthFilterFactory({
         jwks: this.jwks,
@@ -105,9 +110,14 @@ export class GatewayProxy {
         ...(opts.wallClock ? { now: opts.wallClock } : {}),
         ...(opts.introspectionRequest ? { introspectionRequest: opts.introspectionRequest } : {}),
       }),
+      new RateLimitFilterFactory({
+        metrics: this.metrics,
+        logger: this.logger,
+        now: this.now,
+        proxies: () => this.proxyCount,
+      }),
       ...(opts.filters ?? []),
     ];
-    this.now = opts.now ?? (() => performance.now());
     this.proto = opts.proto ?? 'http';
     this.tracer = opts.tracer ?? NOOP_TRACER;
     this.health =
@@ -206,6 +216,7 @@ export class GatewayProxy {
     this.jwks.retainOnly(
       new Set((table.routes.auth ?? []).flatMap((a) => a.jwt.flatMap((p) => (p.jwksUri ? [p.jwksUri] : [])))),
     );
+    for (const f of this.filters) f.applied?.(table);
     this.metrics.pruneRoutes(new Set(table.routes.rules.map((r) => r.route)));
     this.metrics.tableApplied(table.hash, version, Date.now() / 1000);
     this.logger.info(
@@ -274,6 +285,7 @@ export class GatewayProxy {
   async close(): Promise<void> {
     this.health.close();
     this.jwks.close();
+    await Promise.allSettled(this.filters.map((f) => f.close?.()));
     await this.tracer.shutdown();
     await this.pools.close();
   }

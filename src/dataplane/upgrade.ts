@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Errors } from './errors.ts';
-import type { FilterContext } from './filters/filter.ts';
+import type { ExchangeObserver, FilterContext } from './filters/filter.ts';
 import type { GatewayProxy } from './proxy.ts';
 import { normalizePath } from './request/normalize-path.ts';
 import { hostOf } from './router/router.ts';
@@ -58,6 +58,20 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
     upstreamHost: undefined,
   });
 
+  /** Filters' observers (a rate limit's in-flight slot): told when the tunnel ends, however it ends. */
+  let observers: ExchangeObserver[] | undefined;
+  const notifyEnd = (status: number) => {
+    const list = observers;
+    observers = undefined;
+    for (const o of list ?? []) {
+      try {
+        o.onEnd({ status, responseStarted: status === 101, clientAborted: false, incomplete: false });
+      } catch (e) {
+        proxy.logger.error({ err: e }, 'a filter failed at the end of a WebSocket tunnel');
+      }
+    }
+  };
+
   const proceed = () => {
     let backend = table.pickBackend(rule, proxy.random);
     let endpoint = backend && (backend.balancer.pick({}) ?? backend.drainingBalancer.pick({}));
@@ -67,6 +81,7 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
     }
     if (!backend || !endpoint) {
       refuse(Errors.NoHealthyUpstream);
+      notifyEnd(Errors.NoHealthyUpstream.status);
       return;
     }
     const info = proxy.endpoints.lookup(endpoint.id);
@@ -98,6 +113,7 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
         onClose: (closed) => {
           ep.inFlight--;
           rule.inFlight.value--;
+          notifyEnd(closed.status || 499);
           const outcome =
             closed.status === 101
               ? 'success'
@@ -148,9 +164,13 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
     responseHeaders: undefined,
     identity: undefined,
     clientIp: proxy.trustedProxies.clientAddress(peer, req.headers['x-forwarded-for']),
+    body: undefined,
+    observers: undefined,
   };
   const settle = (o: Awaited<ReturnType<NonNullable<typeof rule.filters>>>) => {
+    observers = ctx.observers;
     if (o) {
+      notifyEnd(o.error.status);
       proxy.metrics.gatewayError(o.error.code);
       rejectUpgradeWith(socket, o.error, requestId, o.message);
       return;

@@ -63,6 +63,36 @@ export class ProxyMetrics {
     'Authentication and authorization decisions, by route, method (apiKey, jwt, introspection, anonymous, none) and outcome (allowed, unauthenticated, forbidden, unavailable).',
     ['route', 'method', 'outcome'],
   );
+  readonly rateLimitDecisions = new CounterFamily(
+    'modelgate_ratelimit_decisions_total',
+    'Rate-limit decisions, by route, policy and outcome (allowed, limited, concurrency_limited, queue_admitted, queue_timeout, queue_full, queue_displaced, queue_aborted, queue_closed, fail_open, fail_closed).',
+    ['route', 'policy', 'outcome'],
+  );
+  readonly rateLimitRefusals = new CounterFamily(
+    'modelgate_ratelimit_limited_total',
+    'Requests refused or queued, by the policy limit that refused them.',
+    ['policy', 'limit'],
+  );
+  readonly rateLimitQueueLength = new GaugeFamily(
+    'modelgate_ratelimit_queue_length',
+    'Requests waiting in a rate-limit queue, by route.',
+    ['route'],
+  );
+  readonly rateLimitQueueWait = new HistogramFamily(
+    'modelgate_ratelimit_queue_wait_seconds',
+    'Time requests spent in a rate-limit queue, by route and how they left it.',
+    ['route', 'outcome'],
+  );
+  readonly rateLimitTokens = new CounterFamily(
+    'modelgate_ratelimit_tokens_charged_total',
+    'Model tokens charged to token limits, by route, policy and source (usage: reported by the model server; generated: counted from a cut stream; estimate: nothing better known).',
+    ['route', 'policy', 'source'],
+  );
+  readonly rateLimitRedisErrors = new CounterFamily(
+    'modelgate_ratelimit_redis_errors_total',
+    'Global rate-limit checks that failed because Redis was unreachable or slow, by policy.',
+    ['policy'],
+  );
   readonly tableInfo = new GaugeFamily('modelgate_table_info', 'The routing table in use (value 1).', [
     'hash',
     'version',
@@ -92,6 +122,12 @@ export class ProxyMetrics {
       this.clientAborts,
       this.activeStreams,
       this.authDecisions,
+      this.rateLimitDecisions,
+      this.rateLimitRefusals,
+      this.rateLimitQueueLength,
+      this.rateLimitQueueWait,
+      this.rateLimitTokens,
+      this.rateLimitRedisErrors,
       this.tableInfo,
       this.tableSwaps,
       this.tableRejected,
@@ -126,6 +162,10 @@ export class ProxyMetrics {
       this.clientAborts,
       this.activeStreams,
       this.authDecisions,
+      this.rateLimitDecisions,
+      this.rateLimitQueueLength,
+      this.rateLimitQueueWait,
+      this.rateLimitTokens,
     ];
   }
 

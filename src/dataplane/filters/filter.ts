@@ -32,6 +32,48 @@ export interface FilterContext {
   identity: Identity | undefined;
   /** The client's address (through trusted proxies, the forwarded one): IP-keyed limits use it. */
   readonly clientIp: string;
+  /**
+   * The request body, when it is in memory: the route read it to find the model, or a filter of
+   * the rule declared `readsBody`. A filter may replace it (the gateway then sends the new bytes
+   * with a matching content-length); undefined for a request without a body.
+   */
+  body: Buffer | undefined;
+  /** Filters that must see the response or the end of the exchange add themselves here. */
+  observers: ExchangeObserver[] | undefined;
+}
+
+/** Rewrites a response body on its way to the client (one chunk at a time). */
+export interface BodyTransformer {
+  /** Bytes to forward now for this upstream chunk (may hold some back, or drop some). */
+  data(chunk: Buffer): Buffer | undefined;
+  /** The upstream ended: bytes still held, if any. */
+  end(): Buffer | undefined;
+  /** The output may differ in length from the input: the gateway drops content-length. */
+  readonly changesLength: boolean;
+}
+
+/** How an exchange ended, for observers. */
+export interface ExchangeEnd {
+  /** The status the client got (499 when it went away first). */
+  readonly status: number;
+  /** An upstream response started reaching the client. */
+  readonly responseStarted: boolean;
+  readonly clientAborted: boolean;
+  /** The response was cut before its end (client gone, upstream error mid-body). */
+  readonly incomplete: boolean;
+}
+
+/**
+ * A filter's view of the rest of the exchange: the response head (which may install a body
+ * transformer) and the end, called exactly once however the exchange ended, so that whatever a
+ * filter took at admission (an in-flight slot, a token reservation) is always given back.
+ */
+export interface ExchangeObserver {
+  onResponseStart?(
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): BodyTransformer | undefined;
+  onEnd(end: ExchangeEnd): void;
 }
 
 /** A filter's refusal: the gateway answers with this error and the request goes no further. */
@@ -45,6 +87,8 @@ export type FilterOutcome = Rejection | undefined;
 
 export interface Filter {
   readonly name: string;
+  /** The filter needs the request body in memory (bounded by the route's maxRequestBodySize). */
+  readonly readsBody?: boolean;
   onRequest(ctx: FilterContext): FilterOutcome | Promise<FilterOutcome>;
 }
 
@@ -52,9 +96,16 @@ export interface FilterFactory {
   readonly name: string;
   /** The filter for this rule, or undefined when the rule does not use it. Called at table build. */
   build(rule: CompiledRule, table: RoutingTable): Filter | undefined;
+  /** The table is in service (a refused table never gets here): release what it no longer uses. */
+  applied?(table: RoutingTable): void;
+  /** The proxy is stopping. */
+  close?(): Promise<void>;
 }
 
-export type FilterChain = (ctx: FilterContext) => FilterOutcome | Promise<FilterOutcome>;
+export type FilterChain = ((ctx: FilterContext) => FilterOutcome | Promise<FilterOutcome>) & {
+  /** Some filter of the chain reads the request body. */
+  readsBody?: boolean;
+};
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as Promise<T> | undefined)?.then === 'function';
@@ -91,5 +142,7 @@ export function buildChain(
     const filter = f.build(rule, table);
     if (filter) filters.push(filter);
   }
-  return composeFilters(filters);
+  const chain = composeFilters(filters);
+  if (chain && filters.some((f) => f.readsBody === true)) chain.readsBody = true;
+  return chain;
 }

@@ -22,6 +22,8 @@ function ctx(over: {
     responseHeaders: undefined,
     identity: over.identity,
     clientIp: over.ip ?? '10.0.0.1',
+    body: undefined,
+    observers: undefined,
   };
 }
 
