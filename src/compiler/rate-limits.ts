@@ -42,7 +42,9 @@ export function compilePolicy(
   if (s.onExceeded?.priorities !== undefined) {
     onExceeded.priorities = s.onExceeded.priorities.map(
       (pr): CompiledPriority =>
-        pr.header ? { header: pr.header.name.toLowerCase(), value: pr.header.value } : { group: pr.group ?? '' },
+        pr.header
+          ? { header: pr.header.name.toLowerCase(), value: pr.header.value }
+          : { group: pr.group ?? '' },
     );
   }
   const compiled: CompiledRateLimitPolicy = {

@@ -416,7 +416,8 @@ class RateLimitFilter implements Filter {
       this.factory.opts.metrics,
       this.rule.route,
     );
-    (ctx.observers ??= []).push(observer);
+    if (ctx.observers) ctx.observers.push(observer);
+    else ctx.observers = [observer];
   }
 
   private limited(charge: Charge, result: CountResult): Rejection {

@@ -162,7 +162,9 @@ test('a NACK (apply fails once) makes the leader resend the whole table', async 
   assert.deepEqual(rs, { proxy: 'proxy-a', version: { term: 1, seq: 2 }, nacked: { term: 1, seq: 2 } });
   await applied;
   assert.deepEqual(
-    messages.filter((m) => m.type !== 'hello' && m.type !== 'peers').map((m) => `${m.type} ${m.version?.term}.${m.version?.seq}`),
+    messages
+      .filter((m) => m.type !== 'hello' && m.type !== 'peers')
+      .map((m) => `${m.type} ${m.version?.term}.${m.version?.seq}`),
     ['table 1.1', 'endpoints 1.2', 'table 1.2'],
   );
   assert.deepEqual(
