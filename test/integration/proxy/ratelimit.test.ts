@@ -330,3 +330,162 @@ describe('in-flight cap and queue', () => {
     assert.equal(ls.held(), 0, 'the aborted request never reached the upstream');
   });
 });
+
+describe('model-token limits', () => {
+  /** An OpenAI-style server: `generate` tokens per answer, usage only when asked for in streams. */
+  let up: TestUpstream;
+  let gw: TestGateway;
+  const PROMPT_TOKENS = 10;
+  const GENERATE = 4;
+  let holdAfter = -1;
+  let releaseHeld: (() => void) | undefined;
+  const bodies: Record<string, unknown>[] = [];
+  before(async () => {
+    up = await startUpstream('llm', (_req, res, raw) => {
+      const body = JSON.parse(raw.toString()) as {
+        stream?: boolean;
+        stream_options?: { include_usage?: boolean };
+      };
+      bodies.push(body);
+      const usage = {
+        prompt_tokens: PROMPT_TOKENS,
+        completion_tokens: GENERATE,
+        total_tokens: PROMPT_TOKENS + GENERATE,
+      };
+      if (!body.stream) {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ id: 'x', choices: [{ message: { content: 'abcd' } }], usage }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      const chunk = (o: unknown) => res.write(`data: ${JSON.stringify(o)}\n\n`);
+      chunk({ id: 'x', choices: [{ index: 0, delta: { role: 'assistant' } }] });
+      const rest = () => {
+        for (let i = Math.max(0, holdAfter); i < GENERATE; i++) {
+          chunk({ id: 'x', choices: [{ index: 0, delta: { content: `t${i}` } }] });
+        }
+        chunk({ id: 'x', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] });
+        if (body.stream_options?.include_usage) chunk({ id: 'x', choices: [], usage });
+        res.end('data: [DONE]\n\n');
+      };
+      if (holdAfter >= 0) {
+        for (let i = 0; i < holdAfter; i++)
+          chunk({ id: 'x', choices: [{ index: 0, delta: { content: `t${i}` } }] });
+        releaseHeld = rest;
+        return;
+      }
+      rest();
+    });
+    gw = await startGateway(
+      consumers() +
+        route('chat', up.url, '/v1/chat/completions') +
+        policy(
+          'tokens',
+          'chat',
+          `  limits:
+    - name: tokens
+      key: [{ type: Consumer }]
+      algorithm: FixedWindow
+      amount: 1000
+      period: 1h
+      cost: ModelTokens
+      completionTokensEstimate: 50`,
+        ),
+    );
+  });
+  after(async () => {
+    releaseHeld?.();
+    await gw.close();
+    await up.close();
+  });
+
+  const chat = (key: string, extra: Record<string, unknown>) =>
+    send(gw.url, {
+      path: '/v1/chat/completions',
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'm', messages: [{ role: 'user', content: 'hello there' }], ...extra }),
+    });
+  const remaining = (r: Reply) => Number(/;r=(\d+)/.exec(String(r.headers.ratelimit))?.[1]);
+
+  test('the reservation from max_tokens is replaced by the usage the server reports', async () => {
+    const first = await chat(ALPHA, { max_tokens: 20 });
+    assert.equal(first.status, 200);
+    assert.equal(first.headers['ratelimit-policy'], '"tokens";q=1000;qu="tokens";w=3600');
+    const reserved = 1000 - remaining(first);
+    assert.ok(reserved > 20, `the reservation covers the prompt and max_tokens (${reserved})`);
+    const second = await chat(ALPHA, { max_tokens: 20 });
+    // After the first: its real cost (14) instead of its reservation; then this one's reservation.
+    assert.equal(remaining(second), 1000 - (PROMPT_TOKENS + GENERATE) - reserved);
+    assert.equal(bodies.at(-1)!.stream_options, undefined, 'a non-streamed request is not rewritten');
+  });
+
+  test('a stream: usage is asked for, counted, and removed from what the client sees', async () => {
+    const before = remaining(await chat(BRAVO, { max_tokens: 20 }));
+    const r = await chat(BRAVO, { max_tokens: 20, stream: true });
+    assert.equal(r.status, 200);
+    assert.deepEqual(bodies.at(-1)!.stream_options, { include_usage: true }, 'the gateway asked for usage');
+    assert.ok(!r.text.includes('"usage"'), 'the usage chunk the client did not ask for is removed');
+    assert.ok(r.text.endsWith('data: [DONE]\n\n'));
+    assert.equal((r.text.match(/"content":"t\d"/g) ?? []).length, GENERATE);
+    const after = remaining(await chat(BRAVO, { max_tokens: 20 }));
+    // Three reservations of the same size; the two completed ones replaced by 14 each.
+    const reservation = 1000 - before;
+    assert.equal(after, 1000 - 2 * (PROMPT_TOKENS + GENERATE) - reservation);
+  });
+
+  test('a client that asked for usage keeps its usage chunk', async () => {
+    const r = await chat(GOLD, { stream: true, stream_options: { include_usage: true } });
+    assert.equal(r.status, 200);
+    assert.match(r.text, /"choices":\[\],"usage":\{"prompt_tokens":10/);
+  });
+
+  test('a stream the client abandons is charged the prompt estimate and what was generated', async () => {
+    const { inspectTokenRequest } = await import('../../../src/dataplane/ratelimit/usage/request-tokens.ts');
+    const payload = {
+      model: 'm',
+      messages: [{ role: 'user', content: 'hello there' }],
+      stream: true,
+      max_tokens: 30,
+    };
+    const estimate = inspectTokenRequest(Buffer.from(JSON.stringify(payload)), {
+      defaultCompletionTokens: 0,
+    })!;
+    const start = remaining(await chat(ALPHA, { max_tokens: 30 }));
+    holdAfter = 2;
+    await new Promise<void>((resolve) => {
+      const req = request(
+        `${gw.url}/v1/chat/completions`,
+        { method: 'POST', headers: { 'x-api-key': ALPHA, 'content-type': 'application/json' } },
+        (res) => {
+          let seen = '';
+          res.on('data', (d: Buffer) => {
+            seen += d.toString();
+            if ((seen.match(/"content":"t\d"/g) ?? []).length === 2) req.destroy();
+          });
+        },
+      );
+      req.on('close', () => resolve());
+      req.on('error', () => {});
+      req.end(JSON.stringify(payload));
+    });
+    holdAfter = -1;
+    // The abort reaches the gateway's accounting when the exchange ends; wait for its metric.
+    let metrics = '';
+    for (let i = 0; i < 2000; i++) {
+      metrics = await gw.proxy.metrics.registry.metrics();
+      if (/modelgate_ratelimit_tokens_charged_total\{[^}]*source="generated"\}/.test(metrics)) break;
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.match(
+      metrics,
+      new RegExp(
+        `modelgate_ratelimit_tokens_charged_total\\{route="ml/chat",policy="ml/tokens",source="generated"\\} ${estimate.promptEstimate + 2}`,
+      ),
+    );
+    // `start` was left after the first request's reservation. Since then: that request settled
+    // at its usage (14), the abandoned stream at prompt + 2, and this one reserved as much as the
+    // first (the same prompt and max_tokens).
+    const next = remaining(await chat(ALPHA, { max_tokens: 30 }));
+    assert.equal(next, start - (PROMPT_TOKENS + GENERATE) - (estimate.promptEstimate + 2));
+  });
+});
