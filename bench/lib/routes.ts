@@ -18,6 +18,13 @@ function accepted(result: ReturnType<typeof compile>): RoutingTable {
   return result.table;
 }
 
+/** A table from manifests written out in full (every resource must be accepted). */
+export function compileYaml(text: string): RoutingTable {
+  const { state, problems } = loadManifests([{ file: 'bench.yaml', text }]);
+  if (problems.length > 0) throw new Error(`bench manifest: ${problems[0]?.message}`);
+  return accepted(compile(state));
+}
+
 /**
  * One route, any host, PathPrefix `/`, one static-URL backend. `accessLog` is written into the
  * manifest as is (e.g. `{enabled: false}` or `{sampleRate: 0.01}`).
