@@ -137,6 +137,7 @@ spec:
     method: 'apiKey' as const,
     consumer: `tenant-${i}`,
     groups: [] as string[],
+    scopes: [] as string[],
     claims: {},
   }));
   const end = { status: 200, responseStarted: true, clientAborted: false, incomplete: false };
