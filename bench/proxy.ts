@@ -26,7 +26,9 @@
  *    modelgateBare (access log off), modelgateObserved (route accessLog sampleRate 0.01 written
  *    to a file, admin listener up and /metrics scraped once at the end of each run, inside the
  *    measured window), modelgateApiKey / modelgateJwt (the bare case behind an API key among
- *    1,000 consumers, or an RS256 JWT reused by every request, as clients reuse a token), nodeHello
+ *    1,000 consumers, or an RS256 JWT reused by every request, as clients reuse a token),
+ *    modelgateRateLimit (the API-key case with a Local RateLimitPolicy of two limits, per
+ *    consumer and per route, that never refuses: the check, headers and bookkeeping), nodeHello
  *    (a bare node:http server: the floor for Node's server), nodeMinimalProxy (node:http + an
  *    undici Pool with a raw handler and nothing else: the floor for a Node proxy) and
  *    nodeMinimalNodeClient (the same with node:http's own client). The cases run
@@ -242,7 +244,9 @@ writeFileSync(bareTable, JSON.stringify(oneRouteTable(upstream.url, '{enabled: f
 writeFileSync(observedTable, JSON.stringify(oneRouteTable(upstream.url, '{sampleRate: 0.01}')));
 const apiKeyAuth = await authRouteTable(upstream.url, 'apiKey');
 const jwtAuth = await authRouteTable(upstream.url, 'jwt');
+const limitedAuth = await authRouteTable(upstream.url, 'apiKey', 1000, true);
 writeFileSync(`${dir}/apikey.json`, JSON.stringify(apiKeyAuth.table));
+writeFileSync(`${dir}/ratelimit.json`, JSON.stringify(limitedAuth.table));
 writeFileSync(`${dir}/jwt.json`, JSON.stringify(jwtAuth.table));
 
 const servers: Record<string, Server> = {};
@@ -264,6 +268,7 @@ for (const [key, args] of [
   ['modelgateObserved', ['--table', observedTable, '--log', accessLogFile, '--admin']],
   ['modelgateApiKey', ['--table', `${dir}/apikey.json`, '--log', '/dev/null']],
   ['modelgateJwt', ['--table', `${dir}/jwt.json`, '--log', '/dev/null']],
+  ['modelgateRateLimit', ['--table', `${dir}/ratelimit.json`, '--log', '/dev/null']],
   ['nodeHello', ['--mode', 'hello']],
   ['nodeMinimalProxy', ['--mode', 'minimal-proxy', '--upstream', upstream.url]],
   ['nodeMinimalNodeClient', ['--mode', 'minimal-node-client-proxy', '--upstream', upstream.url]],
@@ -274,6 +279,7 @@ for (const [key, args] of [
 }
 servers.modelgateApiKey!.headers = [apiKeyAuth.header];
 servers.modelgateJwt!.headers = [jwtAuth.header];
+servers.modelgateRateLimit!.headers = [limitedAuth.header];
 
 // Every server answers the upstream's body before anything is measured.
 for (const s of [upstream, ...Object.values(servers)]) {
@@ -344,6 +350,7 @@ if (wrkBin && ONLY.has('cpu')) {
   cases.push(['modelgateObserved', servers.modelgateObserved!, servers.modelgateObserved!.child!.adminPort]);
   cases.push(['modelgateApiKey', servers.modelgateApiKey!, undefined]);
   cases.push(['modelgateJwt', servers.modelgateJwt!, undefined]);
+  cases.push(['modelgateRateLimit', servers.modelgateRateLimit!, undefined]);
   cases.push(['nodeHello', servers.nodeHello!, undefined]);
   cases.push(['nodeMinimalProxy', servers.nodeMinimalProxy!, undefined]);
   cases.push(['nodeMinimalNodeClient', servers.nodeMinimalNodeClient!, undefined]);
@@ -403,6 +410,8 @@ if (wrkBin && ONLY.has('cpu')) {
       apiKey: round(us.modelgateApiKey! - us.modelgateBare!),
       jwt: round(us.modelgateJwt! - us.modelgateBare!),
     },
+    // What a Local policy of two limits (per consumer, per route) adds behind the API key.
+    rateLimitAddedUs: round(us.modelgateRateLimit! - us.modelgateApiKey!),
   };
 }
 

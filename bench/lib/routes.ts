@@ -60,6 +60,8 @@ export async function authRouteTable(
   upstreamUrl: string,
   kind: 'apiKey' | 'jwt',
   consumers = 1000,
+  /** Also a Local RateLimitPolicy: per consumer and per route, amounts no bench run reaches. */
+  rateLimited = false,
 ): Promise<{ table: RoutingTable; header: string }> {
   const { SignJWT, exportJWK, generateKeyPair } = await import('jose');
   let secrets = '';
@@ -99,11 +101,26 @@ spec:
       backends:
         - name: upstream
           urls: [${JSON.stringify(upstreamUrl)}]
-`;
+${
+  rateLimited
+    ? `---
+apiVersion: modelgate.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: {name: limits, namespace: bench}
+spec:
+  targetRefs: [{name: bench}]
+  limits:
+    - {name: per-consumer, key: [{type: Consumer}], algorithm: TokenBucket, amount: 1000000000, period: 1s}
+    - {name: per-route, key: [{type: Route}], algorithm: FixedWindow, amount: 1000000000000, period: 1s}
+`
+    : ''
+}`;
   const { state, problems } = loadManifests([{ file: 'bench.yaml', text }]);
   if (problems.length > 0) throw new Error(`bench manifest: ${problems[0]?.message}`);
   const table = accepted(compile(state));
   if (!table.routes.auth?.[0]) throw new Error('bench auth table has no auth');
+  if (rateLimited && table.routes.rateLimitPolicies.length !== 1)
+    throw new Error('bench policy not attached');
   return { table, header };
 }
 
