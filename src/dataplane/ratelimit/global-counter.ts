@@ -39,6 +39,11 @@ export class GlobalCounter implements Counter {
         key: redisKeys[i]!,
       };
     }
+    // A client still making its first connection would refuse at once (commands are not queued
+    // while disconnected, so an outage fails fast): give the first connection the timeout.
+    if (this.redis.state === 'connecting') {
+      return this.redis.waitReady(this.redis.timeoutMs).then(() => this.redis.take(checks));
+    }
     return this.redis.take(checks);
   }
 
