@@ -31,10 +31,13 @@ export interface Counter {
   adjust(limit: number, key: string, amount: number, delta: number): void;
   /** Keys dropped while still counting (local memory bound), for metrics. */
   readonly evictions: number;
+  /** The store answers (always true for a local counter). */
+  readonly up: boolean;
 }
 
 export class LocalCounter implements Counter {
   readonly scope = 'Local' as const;
+  readonly up = true;
   private readonly limiter: LocalLimiter;
   private readonly now: () => number;
 

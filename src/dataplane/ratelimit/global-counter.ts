@@ -24,6 +24,10 @@ export class GlobalCounter implements Counter {
     this.keys = new PolicyKeys(policy.id, policy.limits);
   }
 
+  get up(): boolean {
+    return this.redis.state === 'ready';
+  }
+
   take(charge: Charge): Promise<CountResult> {
     const limits = this.policy.limits;
     const redisKeys = this.keys.keys(charge.keys);

@@ -16,7 +16,7 @@
  * logged (the log at most once per policy every 10 s).
  */
 import type { Logger } from 'pino';
-import type { CounterCell } from '../../observability/metric-families.ts';
+import { CallbackFamily, type CounterCell } from '../../observability/metric-families.ts';
 import type { ProxyMetrics } from '../../observability/proxy-metrics.ts';
 import type { CompiledRateLimitPolicy, CompiledRule, RoutingTable } from '../../routing-table/types.ts';
 import { Errors } from '../errors.ts';
@@ -81,7 +81,44 @@ export class RateLimitFilterFactory implements FilterFactory {
   constructor(opts: RateLimitFilterOptions) {
     this.opts = opts;
     this.redis = new RedisClients();
+    opts.metrics.registerCallback(
+      new CallbackFamily(
+        'modelgate_ratelimit_evictions_total',
+        'Local rate-limit keys dropped at the memory bound while still counting (their quota restarted), by policy.',
+        'counter',
+        () =>
+          this.perPolicy(
+            (s) => s.counter?.evictions ?? 0,
+            (s) => s.counter?.scope === 'Local',
+          ),
+      ),
+    );
+    opts.metrics.registerCallback(
+      new CallbackFamily(
+        'modelgate_ratelimit_store_up',
+        'Whether the Redis of a Global policy answers (1) or not (0), by policy.',
+        'gauge',
+        () =>
+          this.perPolicy(
+            (s) => ((s.counter?.up ?? false) ? 1 : 0),
+            (s) => s.counter?.scope !== 'Local',
+          ),
+      ),
+    );
   }
+
+  /** One metric value per policy in service. */
+  private perPolicy(
+    value: (s: PolicyState) => number,
+    include: (s: PolicyState) => boolean,
+  ): [Record<string, string>, number][] {
+    const out: [Record<string, string>, number][] = [];
+    for (const [id, s] of this.policyStates) if (include(s)) out.push([{ policy: id }, value(s)]);
+    return out;
+  }
+
+  /** Policy id → state, of the table being built or in service. */
+  private policyStates = new Map<string, PolicyState>();
 
   build(rule: CompiledRule, table: RoutingTable): Filter | undefined {
     if (rule.rateLimitPolicy === undefined) return undefined;
@@ -90,6 +127,7 @@ export class RateLimitFilterFactory implements FilterFactory {
       this.previous = new Map([...this.previous, ...this.states]);
       this.states = new Map();
       this.plans = new Map();
+      this.policyStates = new Map();
     }
     const policy = table.routes.rateLimitPolicies.find((p) => p.id === rule.rateLimitPolicy);
     // A rule that names a policy the table lacks would go unlimited: refuse the table instead.
@@ -101,6 +139,7 @@ export class RateLimitFilterFactory implements FilterFactory {
       this.plans.set(policy.id, plan);
     }
     const state = this.stateFor(policy);
+    this.policyStates.set(policy.id, state);
     let gate = state.gates.get(rule.route);
     if (gate) gate.configure(policy, this.makeQueue(rule.route));
     else {

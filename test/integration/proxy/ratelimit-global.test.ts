@@ -89,6 +89,7 @@ describe('global limits', { skip }, () => {
     assert.ok(Number(r.headers['retry-after']) > 0);
     // Another client is counted apart.
     assert.equal((await call(a, '/open', 'other')).status, 200);
+    assert.match(await a.proxy.metrics.registry.metrics(), /modelgate_ratelimit_store_up\{policy="ml\/open"\} 1/);
   });
 
   test('Redis down: FailOpen admits, FailClosed answers 503; both counted; recovery after restart', async () => {
