@@ -89,7 +89,10 @@ describe('global limits', { skip }, () => {
     assert.ok(Number(r.headers['retry-after']) > 0);
     // Another client is counted apart.
     assert.equal((await call(a, '/open', 'other')).status, 200);
-    assert.match(await a.proxy.metrics.registry.metrics(), /modelgate_ratelimit_store_up\{policy="ml\/open"\} 1/);
+    assert.match(
+      await a.proxy.metrics.registry.metrics(),
+      /modelgate_ratelimit_store_up\{policy="ml\/open"\} 1/,
+    );
   });
 
   test('Redis down: FailOpen admits, FailClosed answers 503; both counted; recovery after restart', async () => {
@@ -185,5 +188,57 @@ spec:
     assert.deepEqual(closed.slice(40), [429, 429]);
     // Identical definitions: tagged by the client's key.
     assert.deepEqual(await statuses('/shared', 4), [200, 200, 200, 429]);
+  });
+});
+
+describe('global limits with a queue', { skip }, () => {
+  test('a queued request is re-checked against Redis when its limit refills, then admitted', async (t) => {
+    const redis = await startRedis();
+    const up = await startUpstream('vllm');
+    t.after(async () => {
+      await up.close();
+      await redis.close();
+    });
+    const gw = await startGateway(`apiVersion: v1
+kind: Secret
+metadata: { name: redis, namespace: ml }
+stringData: { url: "${redis.url}" }
+---
+apiVersion: modelgate.dev/v1alpha1
+kind: ModelRoute
+metadata: { name: slow, namespace: ml }
+spec:
+  rules:
+    - matches: [{ path: { value: /slow } }]
+      backends: [{ name: b, urls: ["${up.url}"] }]
+---
+apiVersion: modelgate.dev/v1alpha1
+kind: RateLimitPolicy
+metadata: { name: slow, namespace: ml }
+spec:
+  targetRefs: [{ name: slow }]
+  scope: Global
+  failureMode: FailClosed
+  redis: { secretRef: { name: redis }, timeout: 500ms }
+  limits:
+    - { name: trickle, key: [{ type: Route }], algorithm: TokenBucket, amount: 1, period: 1s }
+  onExceeded: { action: Queue, maxQueue: 4, maxWait: 20s }
+`);
+    t.after(async () => {
+      await gw.close();
+      await gw.proxy.close();
+    });
+    // One token: the first goes through, the next two wait for refills (one a second).
+    const replies = await Promise.all([1, 2, 3].map(() => send(gw.url, { path: '/slow' })));
+    assert.deepEqual(
+      replies.map((r) => r.status),
+      [200, 200, 200],
+    );
+    const m = await gw.proxy.metrics.registry.metrics();
+    assert.match(
+      m,
+      /modelgate_ratelimit_decisions_total\{route="ml\/slow",policy="ml\/slow",outcome="queue_admitted"\} 2/,
+    );
+    assert.equal(up.received.length, 3);
   });
 });
