@@ -9,7 +9,7 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection, createServer } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -52,14 +52,29 @@ export function skipWithoutRedis(): string | false {
 }
 
 const live = new Set<ChildProcess>();
+const dirs = new Set<string>();
 let exitHookInstalled = false;
 
+/** Servers and directories a test left behind go when the test process exits. */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
     for (const child of live) child.kill('SIGKILL');
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
+}
+
+function makeDir(): string {
+  installExitHook();
+  const dir = mkdtempSync(join(tmpdir(), 'mg-redis-'));
+  dirs.add(dir);
+  return dir;
+}
+
+function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  dirs.delete(dir);
 }
 
 function freePort(): Promise<number> {
@@ -116,6 +131,10 @@ async function spawnServer(port: number, dir: string, cluster: boolean): Promise
   const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   installExitHook();
   live.add(child);
+  // A server leaked by a failed test must not keep the test process alive: the exit hook kills it.
+  child.unref();
+  (child.stdout as Socket | null)?.unref();
+  (child.stderr as Socket | null)?.unref();
   let output = '';
   const keep = (chunk: Buffer): void => {
     output = (output + chunk.toString()).slice(-4000);
@@ -144,9 +163,7 @@ async function spawnServer(port: number, dir: string, cluster: boolean): Promise
     if ((await serverPid(port)) === child.pid) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(
-        `redis-server on port ${port} not answering PING after ${START_TIMEOUT_MS} ms:\n${output}`,
-      );
+      throw new Error(`redis-server on port ${port} not answering after ${START_TIMEOUT_MS} ms:\n${output}`);
     }
     await delay(20);
   }
@@ -166,7 +183,12 @@ async function assignAllSlots(port: number, deadline: number): Promise<void> {
   admin.on('error', () => {});
   try {
     await admin.connect();
-    await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    try {
+      await admin.call('CLUSTER', 'ADDSLOTSRANGE', '0', '16383');
+    } catch {
+      // Redis < 7: no ADDSLOTSRANGE.
+      await admin.call('CLUSTER', 'ADDSLOTS', ...Array.from({ length: 16384 }, (_, i) => String(i)));
+    }
     for (;;) {
       const info = String(await admin.call('CLUSTER', 'INFO'));
       if (info.includes('cluster_state:ok')) return;
@@ -186,7 +208,7 @@ function isBindFailure(err: unknown): boolean {
 export async function startRedis(opts: { cluster?: boolean } = {}): Promise<TestRedis> {
   if (!redisAvailable()) throw new Error('redis-server not on PATH');
   const cluster = opts.cluster ?? false;
-  let dir = mkdtempSync(join(tmpdir(), 'mg-redis-'));
+  let dir = makeDir();
   let running: Running | undefined;
   let port = 0;
   for (let attempt = 1; ; attempt++) {
@@ -196,7 +218,7 @@ export async function startRedis(opts: { cluster?: boolean } = {}): Promise<Test
       break;
     } catch (err) {
       if (attempt >= BIND_ATTEMPTS || !isBindFailure(err)) {
-        rmSync(dir, { recursive: true, force: true });
+        removeDir(dir);
         throw err;
       }
     }
@@ -205,6 +227,8 @@ export async function startRedis(opts: { cluster?: boolean } = {}): Promise<Test
     const r = running;
     running = undefined;
     if (r === undefined) return;
+    // Keep the process alive until the server has gone (the child is unref'd).
+    r.child.ref();
     r.child.kill('SIGKILL');
     await r.exited;
   };
@@ -216,8 +240,8 @@ export async function startRedis(opts: { cluster?: boolean } = {}): Promise<Test
     async restart() {
       await stop();
       // Fresh data: a new directory (no nodes.conf, so a new cluster node owning all slots again).
-      rmSync(dir, { recursive: true, force: true });
-      dir = mkdtempSync(join(tmpdir(), 'mg-redis-'));
+      removeDir(dir);
+      dir = makeDir();
       running = await spawnServer(port, dir, cluster);
     },
     pause() {
@@ -229,7 +253,7 @@ export async function startRedis(opts: { cluster?: boolean } = {}): Promise<Test
     async close() {
       running?.child.kill('SIGCONT');
       await stop();
-      rmSync(dir, { recursive: true, force: true });
+      removeDir(dir);
     },
   };
 }

@@ -60,7 +60,12 @@ export interface RedisLimiterOptions {
   timeoutMs?: number;
   /** Supplies `now` (ms) to the scripts instead of the Redis server clock (tests). */
   now?: () => number;
-  /** Batch the commands issued in one event-loop tick into one write (default true). */
+  /**
+   * ioredis auto-pipelining (default false): batches the commands of one event-loop tick into one
+   * write. Measured here it saves ~15% client CPU per take only under high concurrency, costs more
+   * at low concurrency, and lowers throughput (one pipeline in flight at a time, so calls wait for
+   * the previous batch, and their timeout only starts once sent: up to ~2 × timeoutMs).
+   */
   autoPipelining?: boolean;
   /** Called on every state change. */
   onStateChange?: (state: RedisLimiterState) => void;
@@ -184,7 +189,7 @@ export class RedisLimiter {
     if (username !== undefined) common.username = username;
     if (password !== undefined) common.password = password;
     if (url.tls) common.tls = isIpLiteral(url.host) ? {} : { servername: url.host };
-    const autoPipelining = opts.autoPipelining ?? true;
+    const autoPipelining = opts.autoPipelining ?? false;
     if (conn.cluster) {
       this.#client = new Cluster([{ host: url.host, port: url.port }], {
         redisOptions: common,
@@ -219,6 +224,11 @@ export class RedisLimiter {
       this.lastError = describe(err);
       if (this.#state === 'connecting') this.#setState('down');
     });
+    // Cluster: errors of one node's connection.
+    client.on('node error', (err: unknown) => {
+      this.connectionErrors++;
+      this.lastError = describe(err);
+    });
     client.on('ready', () => this.#setState('ready'));
     for (const event of ['close', 'reconnecting', 'end']) {
       client.on(event, () => {
@@ -227,19 +237,22 @@ export class RedisLimiter {
     }
   }
 
+  /** Read from the client's own status, which ioredis updates before it emits the event. */
   get state(): RedisLimiterState {
-    return this.#state;
+    if (this.#closed) return 'down';
+    if (this.#client.status === 'ready') return 'ready';
+    return this.#state === 'connecting' ? 'connecting' : 'down';
   }
 
   /** Resolves true once ready (at once if it is), false after `timeoutMs` or on close. */
   waitReady(timeoutMs: number): Promise<boolean> {
-    if (this.#state === 'ready') return Promise.resolve(true);
+    if (this.state === 'ready') return Promise.resolve(true);
     if (this.#closed) return Promise.resolve(false);
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
         this.#readyWaiters.delete(done);
-        resolve(this.#state === 'ready');
+        resolve(this.state === 'ready');
       };
       const timer = setTimeout(done, timeoutMs);
       this.#readyWaiters.add(done);

@@ -120,21 +120,32 @@ describe('RedisLimiter (standalone)', { skip }, () => {
   });
 
   test('keys expire when the quota would be full again', async () => {
-    await a.take([fixed('ttl:{x}', 10, 4, 60_000)]);
+    // A token bucket: no aligned windows, so nothing here depends on when the test runs.
+    const tb = (cost: number): GlobalCheck => ({
+      algorithm: 'TokenBucket',
+      amount: 10,
+      periodMs: 60_000,
+      burst: 0,
+      cost,
+      key: 'ttl:{x}',
+    });
+    await a.take([tb(4)]);
+    // Full again in 4 × 6 s, plus the 1 s margin.
     const ttl = await raw.pttl('ttl:{x}');
-    assert.ok(ttl > 0 && ttl <= 61_000, `pttl ${ttl}`);
+    assert.ok(ttl > 0 && ttl <= 25_000, `pttl ${ttl}`);
     // A full refund leaves a full quota: the key is deleted.
-    await a.adjust(fixed('ttl:{x}', 10, 0, 60_000), -4);
+    await a.adjust(tb(0), -4);
     assert.equal(await raw.exists('ttl:{x}'), 0);
     // A refund to an absent key stores nothing; a charge into debt does, with a longer TTL.
-    await a.adjust(fixed('ttl:{x}', 10, 0, 60_000), -4);
+    await a.adjust(tb(0), -4);
     assert.equal(await raw.exists('ttl:{x}'), 0);
-    await a.adjust(fixed('ttl:{x}', 10, 0, 60_000), 35);
+    await a.adjust(tb(0), 35);
     const debtTtl = await raw.pttl('ttl:{x}');
-    assert.ok(debtTtl > 3 * 60_000, `pttl ${debtTtl}`);
-    const r = await a.take([fixed('ttl:{x}', 10, 1, 60_000)]);
+    assert.ok(debtTtl > 200_000 && debtTtl <= 211_000, `pttl ${debtTtl}`);
+    // 35 tokens of debt: a request of 1 waits until the deficit is back to 9 tokens (26 × 6 s).
+    const r = await a.take([tb(1)]);
     assert.equal(r.allowed, false);
-    assert.ok(r.decisions[0]!.retryAfterMs > 2 * 60_000);
+    assert.ok(r.decisions[0]!.retryAfterMs > 150_000 && r.decisions[0]!.retryAfterMs <= 156_000);
   });
 
   test('two proxies, 500 concurrent takes on 100 per hour: exactly 100 admitted (server clock)', async () => {
@@ -206,9 +217,11 @@ describe('RedisLimiter (standalone)', { skip }, () => {
   test('killed mid-test: calls reject at once; after a restart they succeed again', async () => {
     const failuresBefore = a.failures;
     // Some calls in flight while the server dies: each either completes or rejects cleanly.
-    const inFlight = Array.from({ length: 20 }, (_, i) => a.take([fixed(`crash:{x}:${i}`, 10)]));
+    const inFlight = Promise.allSettled(
+      Array.from({ length: 20 }, (_, i) => a.take([fixed(`crash:{x}:${i}`, 10)])),
+    );
     await server.stop();
-    const settled = await Promise.allSettled(inFlight);
+    const settled = await inFlight;
     for (const s of settled) {
       if (s.status === 'rejected') assert.ok(s.reason instanceof RedisUnavailableError, String(s.reason));
     }
@@ -216,7 +229,6 @@ describe('RedisLimiter (standalone)', { skip }, () => {
     await assert.rejects(a.adjust(fixed('crash:{x}', 10), 1), RedisUnavailableError);
     assert.ok(a.failures >= failuresBefore + 2);
     assert.notEqual(a.state, 'ready');
-    assert.ok(states.includes('down'), `states ${states}`);
 
     await server.restart();
     assert.equal(await a.waitReady(READY_WAIT_MS), true);
@@ -227,7 +239,9 @@ describe('RedisLimiter (standalone)', { skip }, () => {
     // Fresh data: the other proxy sees the same count.
     const r2 = await b.take([fixed('crash:{x}', 10, 0)]);
     assert.equal(r2.decisions[0]!.remaining, 7);
+    // onStateChange saw the outage and the recovery.
     assert.equal(states.at(-1), 'ready');
+    assert.ok(states.indexOf('down') > 0, `states ${states}`);
   });
 });
 
@@ -253,7 +267,8 @@ describe('RedisLimiter (one-node Redis Cluster)', { skip }, () => {
   const perConsumer = { type: 'Consumer' };
   const perIp = { type: 'ClientIP' };
   const mixed: KeyedLimit[] = [
-    { name: 'per-consumer', algorithm: 'FixedWindow', periodMs: HOUR, key: [perConsumer] },
+    // 30-day windows: the test never straddles a boundary (which would reopen the window).
+    { name: 'per-consumer', algorithm: 'FixedWindow', periodMs: 30 * 24 * HOUR, key: [perConsumer] },
     { name: 'per-ip', algorithm: 'SlidingWindow', periodMs: HOUR, key: [perIp] },
     {
       name: 'per-header',
@@ -264,7 +279,7 @@ describe('RedisLimiter (one-node Redis Cluster)', { skip }, () => {
   ];
   const shared: KeyedLimit[] = [
     { name: 'minute', algorithm: 'TokenBucket', periodMs: 60_000, key: [perConsumer] },
-    { name: 'hour', algorithm: 'FixedWindow', periodMs: HOUR, key: [perConsumer] },
+    { name: 'month', algorithm: 'FixedWindow', periodMs: 30 * 24 * HOUR, key: [perConsumer] },
   ];
 
   function checks(keys: string[], limits: KeyedLimit[], amount: number): GlobalCheck[] {
@@ -303,7 +318,7 @@ describe('RedisLimiter (one-node Redis Cluster)', { skip }, () => {
       );
     }
     const admitted = await hammer([a, b], () => checks(keys.keys(['hot', 'hot']), shared, 100), 300, 50);
-    assert.ok(admitted === 100 || admitted === 101, `${admitted}`);
+    assert.equal(admitted, 100);
     await a.adjust(checks(keys.keys(['hot', 'hot']), shared, 100)[1]!, -10);
   });
 
@@ -322,14 +337,16 @@ describe('RedisLimiter (one-node Redis Cluster)', { skip }, () => {
     // A call may still meet a node connection from before the restart being replaced: retry a
     // bounded number of times, each failure being a clean RedisUnavailableError.
     let ok = false;
-    for (let i = 0; i < 50 && !ok; i++) {
+    let failed = 0;
+    for (let i = 0; i < 20 && !ok; i++) {
       try {
         ok = (await a.take([fixed('mg:rl:{c}:1', 10)])).allowed;
       } catch (err) {
         assert.ok(err instanceof RedisUnavailableError, String(err));
-        await a.waitReady(READY_WAIT_MS);
+        failed++;
+        assert.equal(await a.waitReady(READY_WAIT_MS), true);
       }
     }
-    assert.ok(ok);
+    assert.ok(ok, `${failed} failures after the restart`);
   });
 });
