@@ -111,6 +111,86 @@ export const CanaryRolloutSpecSchema = Type.Object(
         },
       ),
     ),
+    strategy: StringEnum(['Canary', 'BlueGreen'] as const, {
+      default: 'Canary',
+      description:
+        'Canary: traffic moves by weight. BlueGreen: the new version is reached only through `preview` until the switch (weight 100), and switches back at once on abort. Default Canary.',
+    }),
+    paused: Type.Optional(
+      Type.Boolean({ description: 'Holds the rollout where it is (steps mode); set false to go on.' }),
+    ),
+    preview: Type.Optional(
+      Type.Object(
+        {
+          hostname: Type.Optional(
+            Str(253, {
+              pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
+              description: "Requests for this host (one of the route's hostnames) always get the canary.",
+            }),
+          ),
+          header: Type.Optional(
+            Type.Object(
+              { name: HeaderName('Header name.'), value: Str(256, { description: 'Exact value.' }) },
+              {
+                additionalProperties: false,
+                description: 'Requests carrying this header value always get the canary.',
+              },
+            ),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'A match that always reaches the canary (the blue-green preview), whatever the weight.',
+          ...cel({
+            rule: 'has(self.hostname) != has(self.header)',
+            message: 'set exactly one of hostname or header',
+          }),
+        },
+      ),
+    ),
+    mirror: Type.Optional(
+      Type.Object(
+        {
+          percent: Type.Integer({
+            minimum: 1,
+            maximum: 100,
+            description: 'Share of the requests served by stable that are copied to the canary.',
+          }),
+          maxInFlight: Type.Integer({
+            minimum: 1,
+            maximum: 10000,
+            default: 16,
+            description:
+              'Mirrored requests in flight per proxy at most; beyond, copies are skipped. Default 16.',
+          }),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Copies traffic to the canary and discards its answers: the client never waits for them. Bodies streamed without a length are not copied.',
+        },
+      ),
+    ),
+    analysisProvider: Type.Optional(
+      Type.Object(
+        {
+          prometheus: Type.Object(
+            { url: Str(2048, { pattern: '^https?://', description: 'Prometheus base URL.' }) },
+            {
+              additionalProperties: false,
+              description:
+                "A Prometheus that scrapes the proxies: analysis queries ModelGate's own metrics there.",
+            },
+          ),
+        },
+        {
+          additionalProperties: false,
+          description:
+            "Where analysis reads canary and stable figures. Default: the proxies' own counters, reported to the controller.",
+        },
+      ),
+    ),
     override: Type.Optional(
       Type.Object(
         {
@@ -139,10 +219,20 @@ export const CanaryRolloutSpecSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    ...cel({
-      rule: 'self.stableBackend != self.canaryBackend',
-      message: 'stableBackend and canaryBackend must differ',
-    }),
+    ...cel(
+      {
+        rule: 'self.stableBackend != self.canaryBackend',
+        message: 'stableBackend and canaryBackend must differ',
+      },
+      {
+        rule: "self.strategy != 'BlueGreen' || has(self.preview)",
+        message: 'BlueGreen needs a preview (hostname or header)',
+      },
+      {
+        rule: "self.strategy != 'BlueGreen' || ((self.weight == 0 || self.weight == 100) && (!has(self.steps) || self.steps.all(s, !has(s.setWeight) || s.setWeight == 0 || s.setWeight == 100)))",
+        message: 'BlueGreen switches all at once: weights are 0 or 100',
+      },
+    ),
   },
 );
 

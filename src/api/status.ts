@@ -27,6 +27,8 @@ export const Reason = {
   RouteNotFound: 'RouteNotFound',
   SecretNotFound: 'SecretNotFound',
   InvalidSecret: 'InvalidSecret',
+  /** A CanaryRollout's preview hostname is not one the route serves. */
+  InvalidPreview: 'InvalidPreview',
   Pending: 'Pending',
   Programmed: 'Programmed',
   NotProgrammed: 'NotProgrammed',

@@ -138,6 +138,13 @@ export function placeRollouts(
         if (always !== undefined) placed.override.always = always;
         if (never !== undefined) placed.override.never = never;
       }
+      if (spec.preview) {
+        placed.preview = spec.preview.header
+          ? { header: spec.preview.header.name.toLowerCase(), value: spec.preview.header.value }
+          : { hostname: spec.preview.hostname ?? '' };
+      }
+      if (spec.mirror) placed.mirror = { percent: spec.mirror.percent, maxInFlight: spec.mirror.maxInFlight };
+      if (spec.strategy === 'BlueGreen') placed.strategy = 'BlueGreen';
       byRule.set(ruleId, placed);
     }
     const g = c.generation;
@@ -161,7 +168,9 @@ export function placeRollouts(
             message,
             g,
           ),
-          condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'references resolved', g),
+          previewProblem(c)
+            ? condition(ConditionType.ResolvedRefs, false, Reason.InvalidPreview, previewProblem(c)!, g)
+            : condition(ConditionType.ResolvedRefs, true, Reason.ResolvedRefs, 'references resolved', g),
           programmedCondition(accepted, g),
         ],
         servedWeight: accepted ? c.weight : 0,
@@ -169,4 +178,15 @@ export function placeRollouts(
     });
   }
   return { byRule, statuses };
+}
+
+/** A preview hostname the route does not serve would never be reached. */
+function previewProblem(c: Candidate): string | undefined {
+  const host = c.rollout.spec.preview?.hostname;
+  if (host === undefined) return undefined;
+  const served = c.route.hostnames.some(
+    (h) => h === '' || h === host || (h.startsWith('*.') && host.endsWith(h.slice(1))),
+  );
+  if (served) return undefined;
+  return `preview hostname ${host} is not among ModelRoute ${c.route.key} hostnames (${c.route.hostnames.join(', ')}): no request can reach the preview that way`;
 }

@@ -241,6 +241,12 @@ export interface CompiledCanary {
   weightPercent: number;
   stickiness?: { header?: string; cookie?: string; consumer?: boolean };
   override?: { header: string; always?: string; never?: string };
+  /** Requests for this host, or with this header value (lower-case name), always get the canary. */
+  preview?: { hostname: string } | { header: string; value: string };
+  /** A share of stable's requests copied to the canary, answers discarded. */
+  mirror?: { percent: number; maxInFlight: number };
+  /** Present for BlueGreen (absent: Canary). */
+  strategy?: 'BlueGreen';
 }
 
 export interface CompiledLimit {

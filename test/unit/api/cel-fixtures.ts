@@ -525,6 +525,65 @@ export const CEL_FIXTURES: CelFixture[] = [
   },
   {
     kind: 'CanaryRollout',
+    rule: 'BlueGreen needs a preview (hostname or header)',
+    valid: [rollout({ strategy: 'BlueGreen', preview: { hostname: 'preview.example.com' } })],
+    invalid: [
+      {
+        resource: rollout({ strategy: 'BlueGreen' }),
+        path: 'spec',
+        message: 'BlueGreen needs a preview (hostname or header)',
+      },
+    ],
+  },
+  {
+    kind: 'CanaryRollout',
+    rule: 'BlueGreen switches all at once: weights are 0 or 100',
+    valid: [
+      rollout({
+        strategy: 'BlueGreen',
+        preview: { header: { name: 'x-preview', value: '1' } },
+        steps: [{ pause: {} }, { setWeight: 100 }],
+      }),
+      rollout({ weight: 30, steps: [{ setWeight: 30 }] }),
+    ],
+    invalid: [
+      {
+        resource: rollout({ strategy: 'BlueGreen', preview: { hostname: 'p.example.com' }, weight: 50 }),
+        path: 'spec',
+        message: 'BlueGreen switches all at once: weights are 0 or 100',
+      },
+      {
+        resource: rollout({
+          strategy: 'BlueGreen',
+          preview: { hostname: 'p.example.com' },
+          steps: [{ setWeight: 20 }],
+        }),
+        path: 'spec',
+        message: 'BlueGreen switches all at once: weights are 0 or 100',
+      },
+    ],
+  },
+  {
+    kind: 'CanaryRollout',
+    rule: 'set exactly one of hostname or header',
+    valid: [rollout({ preview: { header: { name: 'x-preview', value: 'yes' } } })],
+    invalid: [
+      {
+        resource: rollout({ preview: {} }),
+        path: 'spec.preview',
+        message: 'set exactly one of hostname or header',
+      },
+      {
+        resource: rollout({
+          preview: { hostname: 'p.example.com', header: { name: 'x-preview', value: 'yes' } },
+        }),
+        path: 'spec.preview',
+        message: 'set exactly one of hostname or header',
+      },
+    ],
+  },
+  {
+    kind: 'CanaryRollout',
     rule: 'stableBackend and canaryBackend must differ',
     valid: [rollout()],
     invalid: [
