@@ -15,6 +15,7 @@ import { ATTR, type HopSpan, NOOP_TRACER } from '../observability/tracing.ts';
 import type { Identity } from './auth/identity.ts';
 import { type EndpointState, observeLatency } from './balancers/index.ts';
 import { declaredLength, hasBody, readBody } from './body.ts';
+import type { Mirror } from './canary/mirror.ts';
 import { chooseCoding, compressedHeaders, createCompressor } from './compression.ts';
 import { isPreflight } from './cors.ts';
 import { Errors } from './errors.ts';
@@ -443,7 +444,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private chooseBackend(rule: RuntimeRule): void {
-    const backend = this.table!.pickBackend(rule, this.proxy.random);
+    let backend = this.table!.pickBackend(rule, this.proxy.random);
+    if (rule.canary) {
+      backend = rule.canary.choose(
+        { host: this.host, headers: this.req.headers, consumer: this.identity?.consumer },
+        backend,
+      );
+    }
     if (!backend) {
       this.proxy.fail(this, Errors.NoHealthyUpstream, 'every backend of this route has weight 0');
       return;
@@ -504,6 +511,44 @@ export class Exchange implements Dispatcher.DispatchHandler {
       },
       this,
     );
+    const mirror = rule!.mirror;
+    if (mirror && !this.isRetry && this.streamBody === undefined && backend === rule!.canary?.stable) {
+      if (mirror.wants(proxy.random())) this.mirrorTo(rule!, mirror);
+    }
+  }
+
+  /** A copy of this request to the rollout's canary (mirror.ts); its answer is discarded. */
+  private mirrorTo(rule: RuntimeRule, mirror: Mirror): void {
+    const { proxy } = this;
+    const canary = rule.canary!.canary;
+    const endpoint = canary.balancer.pick(NO_HASH) ?? canary.drainingBalancer.pick(NO_HASH);
+    if (!endpoint) return;
+    let pool = canary.pools.get(endpoint.id);
+    if (pool === undefined || pool.closed) {
+      pool = proxy.pools.get(endpoint.id, canary.pool);
+      canary.pools.set(endpoint.id, pool);
+    }
+    const headers = canary.credentials
+      ? withCredentials(this.headers!, canary.credentials)
+      : { ...this.headers! };
+    const info = proxy.endpoints.lookup(endpoint.id);
+    if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
+    const t = rule.compiled.timeouts;
+    const rollout = rule.canary!.compiled.rollout;
+    const sent = mirror.send(
+      pool,
+      {
+        method: this.req.method ?? 'GET',
+        path: this.path + this.query,
+        headers,
+        body: this.replayBody,
+        headersTimeoutMs: t.firstByteMs,
+        bodyTimeoutMs: t.idleMs,
+      },
+      proxy.now,
+      (o) => proxy.rolloutStats.record(rollout, canary.name, o.status, o.durationS, o.ttfbS),
+    );
+    proxy.metrics.mirrored.child([rule.compiled.route, sent ? 'sent' : 'skipped']).value++;
   }
 
   private pickEndpoint(backend: RuntimeBackend): EndpointState | undefined {
@@ -776,6 +821,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (endpoint && this.firstByteAt > 0) observeLatency(endpoint, this.firstByteAt - this.sentAt, now);
     if (this.streaming) rule!.activeStreams.value--;
     if (rule && backend && table) {
+      if (rule.canary?.governs(backend)) {
+        proxy.rolloutStats.record(
+          rule.canary.compiled.rollout,
+          backend.name,
+          this.status,
+          (now - this.startedAt) / 1000,
+          this.firstByteAt > 0 ? (this.firstByteAt - this.sentAt) / 1000 : -1,
+        );
+      }
       table.requestCounter(rule, backend, this.modelLabel, this.status).value++;
       backend.duration.observe((now - this.startedAt) / 1000);
       if (this.firstByteAt > 0) backend.ttfb.observe((this.firstByteAt - this.sentAt) / 1000);

@@ -24,6 +24,7 @@ import { AuthFilterFactory } from './auth/auth-filter.ts';
 import type { IntrospectionRequest } from './auth/introspection.ts';
 import { JwksRegistry } from './auth/jwks-cache.ts';
 import type { Clock, EndpointState, Random } from './balancers/index.ts';
+import { RolloutStats } from './canary/rollout-stats.ts';
 import { EndpointRegistry } from './endpoint-registry.ts';
 import { type ErrorDefinition, sendError } from './errors.ts';
 import { Exchange } from './exchange.ts';
@@ -86,6 +87,8 @@ export class GatewayProxy {
   draining = false;
   /** Proxies sharing the traffic, as the controller last said (Local limits may be split by it). */
   proxyCount = 1;
+  /** Counters of the backends CanaryRollouts govern, reported to the controllers for analysis. */
+  readonly rolloutStats = new RolloutStats();
 
   constructor(opts: ProxyOptions = {}) {
     this.metrics = opts.metrics ?? new ProxyMetrics();
@@ -201,6 +204,7 @@ export class GatewayProxy {
         filters: this.filters,
         random: this.random,
         now: this.now,
+        mirrors: this.current?.mirrors ?? new Map(),
       });
     } catch (e) {
       return this.reject(`table could not be built: ${(e as Error).message}`);

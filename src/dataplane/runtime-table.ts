@@ -21,6 +21,8 @@ import {
   type EndpointState,
   type Random,
 } from './balancers/index.ts';
+import { CanaryChoice } from './canary/canary-choice.ts';
+import { Mirror } from './canary/mirror.ts';
 import { CorsPolicy } from './cors.ts';
 import type { EndpointRegistry } from './endpoint-registry.ts';
 import { buildChain, type FilterChain, type FilterFactory } from './filters/filter.ts';
@@ -74,6 +76,10 @@ export interface RuntimeRule {
   readonly activeStreams: LazyCell;
   /** The route's CORS policy, when it has one. */
   readonly cors: CorsPolicy | undefined;
+  /** A CanaryRollout governs two of this rule's backends: previews, overrides, stickiness. */
+  readonly canary: CanaryChoice | undefined;
+  /** Copies of stable's requests to the canary, when the rollout mirrors. */
+  readonly mirror: Mirror | undefined;
 }
 
 /** A histogram child created on the first observation: 10,000 idle routes cost no buckets. */
@@ -122,6 +128,17 @@ export interface RuntimeDeps {
   filters: readonly FilterFactory[];
   random: Random;
   now: Clock;
+  /** The previous table's mirrors, by rule and settings: reused so in-flight counts carry over. */
+  mirrors: ReadonlyMap<string, Mirror>;
+}
+
+/** The rule's canary choice, when its rollout's two backends are both among its backends. */
+function canaryOf(rule: CompiledRule, backends: readonly RuntimeBackend[]): CanaryChoice | undefined {
+  const c = rule.canary;
+  if (!c) return undefined;
+  const stable = backends.find((b) => b.name === c.stableBackend);
+  const canary = backends.find((b) => b.name === c.canaryBackend);
+  return stable && canary ? new CanaryChoice(c, stable, canary) : undefined;
 }
 
 /** The balancer of a backend with nothing to balance over. */
@@ -144,6 +161,8 @@ export class RuntimeTable {
   readonly poolKeys = new Set<string>();
   /** Active health checks this table asks for. */
   readonly healthTargets: HealthTarget[] = [];
+  /** This table's mirrors (the next table reuses them). */
+  readonly mirrors = new Map<string, Mirror>();
   /** Backends by endpoint origin, to rebuild just the affected balancers when health changes. */
   private readonly backendsByOrigin = new Map<string, RuntimeBackend[]>();
   private readonly balancerOptions: { random: Random; now: Clock };
@@ -192,7 +211,18 @@ export class RuntimeTable {
       clientAborts: new LazyCell(() => m.clientAborts.child([rule.route])),
       activeStreams: new LazyCell(() => m.activeStreams.child([rule.route])),
       cors: rule.cors ? new CorsPolicy(rule.cors) : undefined,
+      canary: canaryOf(rule, backends),
+      mirror: rule.canary?.mirror ? this.mirrorFor(rule, deps) : undefined,
     };
+  }
+
+  /** The rule's mirror: kept across tables while its settings stay (its in-flight count is live). */
+  private mirrorFor(rule: CompiledRule, deps: RuntimeDeps): Mirror {
+    const m = rule.canary!.mirror!;
+    const key = `${rule.id}\u0000${m.percent}\u0000${m.maxInFlight}`;
+    const mirror = deps.mirrors.get(key) ?? new Mirror(m.percent, m.maxInFlight);
+    this.mirrors.set(key, mirror);
+    return mirror;
   }
 
   private buildBackend(rule: CompiledRule, b: CompiledBackend, deps: RuntimeDeps): RuntimeBackend {

@@ -93,6 +93,11 @@ export class ProxyMetrics {
     'Global rate-limit checks that failed because Redis was unreachable or slow, by policy.',
     ['policy'],
   );
+  readonly mirrored = new CounterFamily(
+    'modelgate_mirror_requests_total',
+    'Requests copied to a canary (sent), or not copied because too many copies were in flight (skipped), by route.',
+    ['route', 'outcome'],
+  );
   readonly tableInfo = new GaugeFamily('modelgate_table_info', 'The routing table in use (value 1).', [
     'hash',
     'version',
@@ -128,6 +133,7 @@ export class ProxyMetrics {
       this.rateLimitQueueWait,
       this.rateLimitTokens,
       this.rateLimitRedisErrors,
+      this.mirrored,
       this.tableInfo,
       this.tableSwaps,
       this.tableRejected,
@@ -166,6 +172,7 @@ export class ProxyMetrics {
       this.rateLimitQueueLength,
       this.rateLimitQueueWait,
       this.rateLimitTokens,
+      this.mirrored,
     ];
   }
 
