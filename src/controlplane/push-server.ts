@@ -29,12 +29,14 @@ import {
   isValidProxyId,
   NDJSON,
   parseAckBody,
+  REPORT_PATH,
   SCHEMA_HEADER,
   STREAM_PATH,
   type StreamMessage,
   type TableVersion,
   versionLabel,
 } from './push/protocol.ts';
+import { parseStatsReport, type StatsReport } from './rollout/backend-stats.ts';
 
 export type { TableVersion } from './push/protocol.ts';
 
@@ -83,6 +85,8 @@ export type PushServerEvents = {
   disconnect: [{ proxy: string; reason: string }];
   /** A whole table was sent to one proxy after it NACKed. */
   resend: [{ proxy: string; version: TableVersion; nacked: TableVersion }];
+  /** A proxy's rollout counters (POST /v1/report), validated. */
+  report: [StatsReport];
 };
 
 interface Stream {
@@ -114,6 +118,8 @@ interface Published {
 }
 
 const ACK_BODY_LIMIT = 64 * 1024;
+/** A report lists a few counters per governed backend: 4 MiB is thousands of rollouts. */
+const REPORT_BODY_LIMIT = 4 * 1024 * 1024;
 
 function line(message: StreamMessage): Buffer {
   return Buffer.from(`${JSON.stringify(message)}\n`);
@@ -347,6 +353,11 @@ export class PushServer extends EventEmitter<PushServerEvents> {
       else void this.receiveAck(req, res);
       return true;
     }
+    if (path === REPORT_PATH) {
+      if (req.method !== 'POST') sendError(res, 405, 'method_not_allowed', 'use POST', { allow: 'POST' });
+      else void this.receiveReport(req, res);
+      return true;
+    }
     return false;
   }
 
@@ -474,6 +485,33 @@ export class PushServer extends EventEmitter<PushServerEvents> {
     }
     res.writeHead(204).end();
     this.onAck(ack);
+  }
+
+  /** A proxy's rollout counters: validated, then handed to whoever analyses rollouts ('report'). */
+  private async receiveReport(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (!this.authorized(req, res)) {
+      req.resume();
+      return;
+    }
+    const body = await readBody(req, REPORT_BODY_LIMIT);
+    if (!body) {
+      sendError(res, 413, 'too_large', `reports are at most ${REPORT_BODY_LIMIT} bytes`);
+      return;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(body.toString('utf8'));
+    } catch {
+      sendError(res, 400, 'bad_request', 'body is not JSON');
+      return;
+    }
+    const report = parseStatsReport(value);
+    if (typeof report === 'string') {
+      sendError(res, 400, 'bad_request', report);
+      return;
+    }
+    res.writeHead(204).end();
+    this.emit('report', report);
   }
 
   private onAck(ack: AckBody): void {

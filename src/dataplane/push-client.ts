@@ -31,12 +31,14 @@ import {
   type EndpointsMessage,
   NDJSON,
   parseStreamMessage,
+  REPORT_PATH,
   SCHEMA_HEADER,
   STREAM_PATH,
   type TableMessage,
   type TableVersion,
   versionLabel,
 } from '../controlplane/push/protocol.ts';
+import type { StatsReport } from '../controlplane/rollout/backend-stats.ts';
 import { hashEndpointsPart, tableHash, withEndpointsPart } from '../routing-table/hash.ts';
 import { type RoutingTable, TABLE_SCHEMA_VERSION } from '../routing-table/types.ts';
 import { type BackoffOptions, backoffDelay } from './push/backoff.ts';
@@ -86,6 +88,10 @@ export interface PushClientOptions {
   maxMessageBytes?: number;
   /** Highest table schema declared to controllers. Default TABLE_SCHEMA_VERSION. */
   tableSchema?: number;
+  /** The proxy's rollout counters, sent to every connected replica (the leader analyses them). */
+  stats?: () => StatsReport | undefined;
+  /** How often stats are sent; 0: never. Default 5 s. */
+  reportIntervalMs?: number;
 }
 
 export type TableSource = 'controller' | 'persisted' | 'none';
@@ -116,6 +122,8 @@ export type PushClientEvents = {
   /** An answer was delivered to a replica. */
   answered: [{ url: string; body: AckBody; statusCode: number }];
   persisted: [{ version: TableVersion }];
+  /** A stats report was answered by a replica. */
+  reported: [{ url: string; statusCode: number }];
   /** How many proxies share the traffic, as the controllers say (see peerCount()). */
   peers: [{ proxies: number }];
   reconnectScheduled: [{ url: string; delayMs: number; attempt: number }];
@@ -196,6 +204,73 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     if (this.started || this.closed) return;
     this.started = true;
     void this.resolve();
+    this.scheduleReport();
+  }
+
+  private reportTimer: unknown;
+  /** Replicas a report is being posted to (one at a time each: a slow replica is skipped, not queued). */
+  private readonly reporting = new Set<string>();
+
+  private scheduleReport(): void {
+    const every = this.o.reportIntervalMs ?? 5000;
+    if (!this.o.stats || every <= 0 || this.closed) return;
+    this.reportTimer = this.timers.setTimeout(() => {
+      this.sendReport();
+      this.scheduleReport();
+    }, every);
+  }
+
+  /** Posts the current counters to every open replica now (also used by tests). */
+  sendReport(): void {
+    const report = this.o.stats?.();
+    if (report === undefined || this.closed) return;
+    const text = JSON.stringify(report);
+    for (const c of this.conns.values()) {
+      if (!c.open || this.reporting.has(c.url)) continue;
+      this.reporting.add(c.url);
+      void this.postJson(c, REPORT_PATH, text, 'report').finally(() => this.reporting.delete(c.url));
+    }
+  }
+
+  /** A small authenticated POST to one replica; failures are logged, not retried (the next carries newer data). */
+  private postJson(c: Conn, path: string, text: string, what: string): Promise<void> {
+    return new Promise((resolve) => {
+      const url = new URL(`${c.url}${path}`);
+      const https = url.protocol === 'https:';
+      const req = (https ? httpsRequest : httpRequest)(url, {
+        method: 'POST',
+        agent: https ? this.httpsAgent : this.httpAgent,
+        timeout: 10_000,
+        headers: {
+          authorization: `Bearer ${this.token()}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(text),
+        },
+      });
+      this.inflight.add(req);
+      const done = () => {
+        this.inflight.delete(req);
+        resolve();
+      };
+      req.on('timeout', () => req.destroy(new Error(`${what} timed out`)));
+      req.on('error', (e) => {
+        this.logger.debug({ controller: c.url, err: e.message }, `push: could not deliver a ${what}`);
+        done();
+      });
+      req.on('response', (res) => {
+        void readSmall(res).then((reply) => {
+          if ((res.statusCode ?? 0) >= 300) {
+            this.logger.warn(
+              { controller: c.url, statusCode: res.statusCode, reply },
+              `push: ${what} refused`,
+            );
+          }
+          this.emit('reported', { url: c.url, statusCode: res.statusCode ?? 0 });
+          done();
+        });
+      });
+      req.end(text);
+    });
   }
 
   status(): PushClientStatus {
@@ -252,6 +327,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     if (this.closed) return;
     this.closed = true;
     if (this.resolveTimer !== undefined) this.timers.clearTimeout(this.resolveTimer);
+    if (this.reportTimer !== undefined) this.timers.clearTimeout(this.reportTimer);
     for (const c of this.conns.values()) this.drop(c);
     this.conns.clear();
     for (const r of this.inflight) r.destroy();

@@ -95,6 +95,8 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
     stateDir: opts.stateDir,
     logger,
     ca: opts.pushCa,
+    // Counters of rollout-governed backends: the leader judges canaries on them.
+    stats: () => proxy.rolloutStats.report(opts.proxyId),
   });
   push.on('connected', (c) =>
     logger.info({ controller: c.controller, url: c.url, leader: c.leader }, 'controller connected'),

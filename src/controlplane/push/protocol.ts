@@ -8,6 +8,8 @@ import type { EndpointsPart, RoutingTable } from '../../routing-table/types.ts';
 
 export const STREAM_PATH = '/v1/stream';
 export const ACK_PATH = '/v1/ack';
+/** Proxies POST their rollout counters here (src/controlplane/rollout/backend-stats.ts). */
+export const REPORT_PATH = '/v1/report';
 /** Request header: the highest table schemaVersion the proxy understands. */
 export const SCHEMA_HEADER = 'x-modelgate-table-schema';
 export const NDJSON = 'application/x-ndjson';

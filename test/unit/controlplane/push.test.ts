@@ -18,6 +18,7 @@ import {
   partKey,
   type RunningPush,
   startPush,
+  TOKEN,
 } from './push-support.ts';
 
 type Msg = { url: string; type: string; bytes: number; version?: TableVersion };
@@ -454,4 +455,40 @@ test('proxies learn how many proxies share the traffic (splitAcrossProxies divid
   assert.equal(first.client.peerCount(), 2);
   // One proxy alone is the default and is not announced as a change.
   assert.deepEqual(seen, [2]);
+});
+
+test('proxies report their rollout counters; the replica validates them and hands them on', async (t) => {
+  const a = await leaderWith('ctl-a', 1);
+  t.after(() => a.close());
+  a.push.publish(makeTable(2, 1));
+  const report = {
+    proxy: 'proxy-a',
+    epoch: 1000,
+    backends: [
+      {
+        rollout: 'ml/chat-v2',
+        backend: 'canary',
+        requests: 3,
+        errors: 1,
+        latency: { bounds: [0.1, 1], counts: [1, 2, 0] },
+        ttfb: { bounds: [0.1, 1], counts: [3, 0, 0] },
+        tokens: 0,
+      },
+    ],
+  };
+  const { client } = makeClient({ controllers: [a.url], stats: () => report, reportIntervalMs: 0 });
+  t.after(() => client.close());
+  const connected = new Promise((r) => client.once('connected', r));
+  client.start();
+  await connected;
+  const received = new Promise<unknown>((r) => a.push.once('report', r));
+  client.sendReport();
+  assert.deepEqual(await received, report);
+  // A malformed report is refused with 400 and not handed on.
+  const bad = await fetch(`${a.url}/v1/report`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ ...report, backends: [{ ...report.backends[0], requests: -1 }] }),
+  });
+  assert.equal(bad.status, 400);
 });
