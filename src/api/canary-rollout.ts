@@ -10,6 +10,8 @@ import { ConditionsSchema } from './status.ts';
 export const RolloutPhase = ['Progressing', 'Paused', 'Promoted', 'RolledBack', 'Failed'] as const;
 
 const Percent = (description: string) => Type.Integer({ minimum: 0, maximum: 100, description });
+const Count = (description: string) => Type.Integer({ minimum: 0, maximum: 1_000_000_000_000, description });
+const Time = (description: string) => Type.String({ format: 'date-time', maxLength: 64, description });
 
 export const AnalysisSchema = Type.Object(
   {
@@ -248,6 +250,71 @@ export const CanaryRolloutStatusSchema = Type.Object(
     stepWeight: Type.Optional(Percent('Canary share chosen by the rollout engine (steps mode).')),
     servedWeight: Type.Optional(Percent('Canary share in the routing table now.')),
     conditions: Type.Optional(ConditionsSchema),
+    revision: Type.Optional(
+      Str(64, { description: 'Digest of the backends and steps this run is for; a change starts over.' }),
+    ),
+    message: Type.Optional(Str(1024, { description: 'Where the rollout is, in one sentence.' })),
+    stepStartedAt: Type.Optional(Time('When the current step started.')),
+    intervalStartedAt: Type.Optional(Time('When the current analysis interval started.')),
+    pausedAt: Type.Optional(Time('When spec.paused took effect (the step clock is frozen from then).')),
+    analysisRuns: Type.Optional(
+      Type.Object(
+        {
+          passed: Count('Intervals passed in the current analysis step.'),
+          failed: Count('Intervals failed in the current analysis step.'),
+          errors: Count('Consecutive intervals the analysis could not be evaluated.'),
+        },
+        { additionalProperties: false, description: 'Counts of the current analysis step.' },
+      ),
+    ),
+    lastAnalysis: Type.Optional(
+      Type.Object(
+        {
+          verdict: StringEnum(['Pass', 'Fail', 'Inconclusive'] as const, { description: 'The verdict.' }),
+          message: Str(1024, { description: 'Why.' }),
+          at: Time('When it was judged.'),
+          canaryRequests: Count('Canary requests in the interval.'),
+          stableRequests: Count('Stable requests in the interval.'),
+          canaryErrorRate: Type.Optional(Type.Number({ minimum: 0, description: 'Canary 5xx share.' })),
+          stableErrorRate: Type.Optional(Type.Number({ minimum: 0, description: 'Stable 5xx share.' })),
+          latencyP99Ratio: Type.Optional(
+            Type.Number({ minimum: 0, description: 'Canary/stable p99 latency.' }),
+          ),
+          ttftRatio: Type.Optional(
+            Type.Number({ minimum: 0, description: 'Canary/stable p99 time to first byte.' }),
+          ),
+          error: Type.Optional(Type.Boolean({ description: 'The figures could not be read.' })),
+        },
+        { additionalProperties: false, description: 'The last analysis interval judged.' },
+      ),
+    ),
+    handledActions: Type.Optional(
+      Type.Object(
+        {
+          resume: Type.Optional(Str(256, { description: 'Last modelgate.dev/resume value acted on.' })),
+          promote: Type.Optional(Str(256, { description: 'Last modelgate.dev/promote value acted on.' })),
+          abort: Type.Optional(Str(256, { description: 'Last modelgate.dev/abort value acted on.' })),
+        },
+        {
+          additionalProperties: false,
+          description: 'Action annotations already carried out (each acts once per value).',
+        },
+      ),
+    ),
+    history: Type.Optional(
+      List(
+        Type.Object(
+          {
+            weight: Percent('Canary share from then on.'),
+            at: Time('When.'),
+            reason: Str(256, { description: 'Why it changed.' }),
+          },
+          { additionalProperties: false },
+        ),
+        20,
+        { description: 'Recent weight changes, oldest first.', 'x-kubernetes-list-type': 'atomic' },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

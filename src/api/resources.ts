@@ -102,6 +102,7 @@ export const RESOURCES: readonly ResourceDefinition[] = [
       { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
       { name: 'Step', type: 'integer', jsonPath: '.status.currentStep' },
       { name: 'Weight', type: 'integer', jsonPath: '.status.servedWeight' },
+      { name: 'Verdict', type: 'string', jsonPath: '.status.lastAnalysis.verdict' },
       conditionColumn('Accepted'),
       age,
     ],
