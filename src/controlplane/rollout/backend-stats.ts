@@ -107,8 +107,10 @@ export function parseStatsReport(value: unknown): StatsReport | string {
     const where = `backends[${i}]`;
     if (!isRecord(raw)) return `${where}: not an object`;
     const { rollout, backend, requests, errors, tokens } = raw;
-    if (!name(rollout)) return `${where}.rollout: must be a non-empty string of at most ${MAX_NAME} characters`;
-    if (!name(backend)) return `${where}.backend: must be a non-empty string of at most ${MAX_NAME} characters`;
+    if (!name(rollout))
+      return `${where}.rollout: must be a non-empty string of at most ${MAX_NAME} characters`;
+    if (!name(backend))
+      return `${where}.backend: must be a non-empty string of at most ${MAX_NAME} characters`;
     for (const [field, x] of [
       ['requests', requests],
       ['errors', errors],
