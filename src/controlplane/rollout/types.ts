@@ -76,6 +76,10 @@ export interface RolloutState {
   failed: number;
   /** Consecutive intervals the provider could not answer. */
   errors: number;
+  /** Analysis step: when the running interval started (absent before it starts and while held). */
+  intervalStartedAt?: number;
+  /** When spec.paused took hold (absent when not held): the step's clock stands still meanwhile. */
+  pausedAt?: number;
   lastAnalysis?: AnalysisResult & { at: number };
   /** Action annotation values already acted on. */
   handled: { resume?: string; promote?: string; abort?: string };
