@@ -8,6 +8,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Condition } from '../api/status.ts';
 import type { ResourceStatus } from '../compiler/compile.ts';
 import { KubeError, kubeRequest } from '../sources/kubernetes/kube-request.ts';
+import { postEvent } from './events.ts';
 
 const PLURALS: Record<ResourceStatus['kind'], string> = {
   ModelRoute: 'modelroutes',
@@ -144,28 +145,15 @@ export class StatusWriter {
     const id = `${s.kind}/${s.namespace}/${s.name}/${s.status.observedGeneration}/${refused.reason}`;
     if (this.evented.has(id)) return;
     this.evented.add(id);
-    const now = new Date((this.o.wallNow ?? Date.now)()).toISOString();
-    this.o.fence();
-    await kubeRequest(this.o.kc, `/api/v1/namespaces/${s.namespace}/events`, {
-      method: 'POST',
-      body: {
-        apiVersion: 'v1',
-        kind: 'Event',
-        metadata: { generateName: `${s.name}.`, namespace: s.namespace },
-        involvedObject: {
-          apiVersion: 'modelgate.dev/v1alpha1',
-          kind: s.kind,
-          namespace: s.namespace,
-          name: s.name,
-        },
-        type: 'Warning',
-        reason: refused.reason,
-        message: refused.message.slice(0, 1024),
-        source: { component: this.o.component },
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
+    await postEvent(
+      this.o.kc,
+      {
+        fence: this.o.fence,
+        component: this.o.component,
+        ...(this.o.wallNow ? { now: this.o.wallNow } : {}),
       },
-    }).catch((err) => this.o.onError?.(err, s));
+      s,
+      { type: 'Warning', reason: refused.reason, message: refused.message },
+    ).catch((err) => this.o.onError?.(err, s));
   }
 }

@@ -16,12 +16,15 @@ import type { ClusterState } from '../api/cluster-state.ts';
 import type { Condition } from '../api/status.ts';
 import { type CompileResult, compile, type ResourceStatus } from '../compiler/compile.ts';
 import { endpointOnlyUpdate } from '../controlplane/endpoint-fast-path.ts';
+import { postEvent } from '../controlplane/events.ts';
 import { LeaderElector } from '../controlplane/leader-election.ts';
 import { GenerationLedger, programmedCondition } from '../controlplane/programmed.ts';
 import { PushServer } from '../controlplane/push-server.ts';
+import { StatsAggregator } from '../controlplane/rollout/backend-stats.ts';
+import { RolloutEngine } from '../controlplane/rollout/engine.ts';
 import { StatusWriter } from '../controlplane/status-writer.ts';
 import { createLogger } from '../observability/logger.ts';
-import { CallbackFamily, HistogramFamily } from '../observability/metric-families.ts';
+import { CallbackFamily, CounterFamily, HistogramFamily } from '../observability/metric-families.ts';
 import { KubeError, kubeRequest } from '../sources/kubernetes/kube-request.ts';
 import { KubernetesSource } from '../sources/kubernetes/kubernetes-source.ts';
 
@@ -142,10 +145,12 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       push.setLeader(true, term);
       if (last) publish(last);
       scheduleStatus();
+      engine.kick();
     },
     onStoppedLeading: () => {
       logger.warn({ term: elector.term }, 'no longer leading');
       push.setLeader(false, elector.term);
+      engine.kick();
     },
     onError: (err) => logger.warn({ err: String(err) }, 'lease renewal failed'),
   });
@@ -165,6 +170,66 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         'status write failed',
       ),
   });
+
+  // Rollouts: every replica keeps the proxies' counters (a new leader starts warm); the leader
+  // runs the engine, whose state lives in each CanaryRollout's status.
+  const aggregator = new StatsAggregator();
+  push.on('report', (r) => aggregator.ingest(r, Date.now()));
+  const verdicts = new CounterFamily(
+    'modelgate_rollout_verdicts_total',
+    'Analysis intervals judged, by rollout and verdict (Pass, Fail, Inconclusive; error: the figures could not be read).',
+    ['rollout', 'verdict'],
+  );
+  const rollbacks = new CounterFamily(
+    'modelgate_rollout_rollbacks_total',
+    'Rollouts rolled back (analysis failed, aborted) or failed, by rollout.',
+    ['rollout'],
+  );
+  register(verdicts);
+  register(rollbacks);
+  const engine = new RolloutEngine({
+    now: Date.now,
+    aggregator,
+    active: () => elector.isLeader(),
+    logger,
+    persist: async (t, status) => {
+      elector.fence();
+      await kubeRequest(
+        opts.kc,
+        `/apis/modelgate.dev/v1alpha1/namespaces/${t.namespace}/canaryrollouts/${t.name}/status`,
+        {
+          method: 'PATCH',
+          body: { status },
+        },
+      );
+    },
+    event: async (t, e) => {
+      if (e.reason === 'RolledBack' || e.reason === 'Failed')
+        rollbacks.child([`${t.namespace}/${t.name}`]).value++;
+      await postEvent(
+        opts.kc,
+        { fence: () => elector.fence(), component: 'modelgate-controller' },
+        { kind: 'CanaryRollout', ...t },
+        e,
+      );
+    },
+    onVerdict: (rollout, r) => verdicts.child([rollout, r.error ? 'error' : r.verdict]).value++,
+  });
+  register(
+    new CallbackFamily(
+      'modelgate_rollout_weight',
+      'Canary share in percent each rollout serves (status.servedWeight), by rollout and phase.',
+      'gauge',
+      () =>
+        (lastState?.canaryRollouts ?? []).map((r) => [
+          {
+            rollout: `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`,
+            phase: String(r.status?.phase ?? ''),
+          },
+          Number(r.status?.servedWeight ?? r.status?.stepWeight ?? r.spec.weight ?? 0),
+        ]),
+    ),
+  );
 
   // When each version was published, to measure how long proxies take to run it.
   const publishedAt = new Map<string, number>();
@@ -202,6 +267,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     ledger.retain(new Set(result.statuses.map((s) => `${s.kind}/${s.namespace}/${s.name}`)));
     publish(result);
     scheduleStatus();
+    engine.sync(state.canaryRollouts);
   };
 
   // Status writes are serialised and coalesced: ACKs from many proxies arrive together.
@@ -334,6 +400,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     compiles: () => compileCount,
     statuses: () => computed,
     shutdown: async () => {
+      engine.close();
       await elector.stop();
       await source.stop();
       push.close();

@@ -37,6 +37,8 @@ export interface ProxyRoleOptions {
   /** Limits and timeouts of every public listener (defaults in server.ts; tests shorten them). */
   listenerLimits?: Partial<ListenOptions>;
   pushCa?: string;
+  /** How often rollout counters go to the controllers (default 5 s; tests shorten it). */
+  reportIntervalMs?: number;
   logger?: Logger;
   tracing?: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
 }
@@ -97,6 +99,7 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
     ca: opts.pushCa,
     // Counters of rollout-governed backends: the leader judges canaries on them.
     stats: () => proxy.rolloutStats.report(opts.proxyId),
+    ...(opts.reportIntervalMs !== undefined ? { reportIntervalMs: opts.reportIntervalMs } : {}),
   });
   push.on('connected', (c) =>
     logger.info({ controller: c.controller, url: c.url, leader: c.leader }, 'controller connected'),
