@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { compileCommand } from './commands/compile.ts';
 import { controllerCommand } from './commands/controller.ts';
 import { proxyCommand } from './commands/proxy.ts';
+import { rolloutCommand } from './commands/rollout.ts';
 import { standaloneCommand } from './commands/standalone.ts';
 import { validateCommand } from './commands/validate.ts';
 import { UsageError } from './usage-error.ts';
@@ -18,6 +19,7 @@ const COMMANDS: Record<string, Command> = {
   proxy: { summary: 'run the data plane, fed by the controllers', run: proxyCommand },
   validate: { summary: 'check manifests: schema, CEL rules, semantics, references', run: validateCommand },
   compile: { summary: 'print the routing table and statuses compiled from manifests', run: compileCommand },
+  rollout: { summary: 'steer a CanaryRollout: status, pause, resume, promote, abort', run: rolloutCommand },
 };
 
 function version(): string {
