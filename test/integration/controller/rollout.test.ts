@@ -168,3 +168,81 @@ test('a canary failing 5% of its requests is rolled back within one analysis int
     .find((e) => (e as { reason?: string }).reason === 'RolledBack') as { type?: string } | undefined;
   assert.equal(warning?.type, 'Warning');
 });
+
+test('a controller restarted mid-pause resumes the rollout where it was, never from zero', async (t) => {
+  const api = await startFakeApiServer();
+  const options = {
+    kc: kubeConfigFor(api.url),
+    namespace: 'modelgate',
+    identity: 'controller-0',
+    listen: { address: '127.0.0.1', port: 0 },
+    admin: { address: '127.0.0.1', port: 0 },
+    leaseDurationMs: 2000,
+    renewDeadlineMs: 1500,
+    retryPeriodMs: 100,
+    debounceMs: 10,
+    logger: quiet(),
+  };
+  let controller = await startController(options);
+  t.after(async () => {
+    await controller.shutdown();
+    await api.close();
+  });
+  api.apply({
+    apiVersion: 'modelgate.dev/v1alpha1',
+    kind: 'ModelRoute',
+    metadata: { name: 'chat', namespace: 'ml' },
+    spec: {
+      rules: [
+        {
+          backends: [
+            { name: 'stable', urls: ['http://127.0.0.1:9'] },
+            { name: 'canary', urls: ['http://127.0.0.1:9'] },
+          ],
+        },
+      ],
+    },
+  });
+  api.apply({
+    apiVersion: 'modelgate.dev/v1alpha1',
+    kind: 'CanaryRollout',
+    metadata: { name: 'chat-v2', namespace: 'ml' },
+    spec: {
+      routeRef: { name: 'chat' },
+      stableBackend: 'stable',
+      canaryBackend: 'canary',
+      steps: [{ setWeight: 30 }, { pause: { duration: '3s' } }, { setWeight: 60 }],
+    },
+  });
+  const status = () =>
+    api.get<{ status?: RolloutStatus & { stepStartedAt?: string } }>('CanaryRollout', 'ml', 'chat-v2')
+      ?.status;
+  const paused = await api.waitFor(() => (status()?.phase === 'Paused' ? status() : undefined), {
+    message: 'the rollout did not reach its pause',
+  });
+  assert.equal(paused.stepWeight, 30);
+  const reasons = () => api.recordedEvents('ml').map((e) => (e as { reason?: string }).reason);
+  // Events follow the status write: let them land before stopping (they are best effort).
+  await api.waitFor(() => reasons().includes('PauseStarted'), { message: 'no PauseStarted event' });
+  await controller.shutdown();
+  controller = await startController({ ...options, identity: 'controller-1' });
+  const done = await api.waitFor(() => (status()?.phase === 'Promoted' ? status() : undefined), {
+    timeoutMs: 30_000,
+    message: 'the restarted controller did not finish the rollout',
+  });
+  // One start, one 30, then on: the new controller continued the pause instead of starting over.
+  assert.deepEqual(
+    done.history?.map((h) => h.weight),
+    [0, 30, 60, 100],
+  );
+  const starts = api
+    .recordedEvents('ml')
+    .filter((e) => (e as { reason?: string }).reason === 'RolloutStarted');
+  assert.equal(starts.length, 1, `the rollout was started once: ${reasons().join(', ')}`);
+  const pauseBegan = Date.parse(String(paused.stepStartedAt));
+  const sixty = done.history?.find((h) => h.weight === 60) as { at?: string } | undefined;
+  assert.ok(
+    Date.parse(String(sixty?.at)) - pauseBegan >= 3000,
+    'the pause lasted its 3 s, counted from when it began before the restart',
+  );
+});
