@@ -228,6 +228,8 @@ describe('RedisLimiter (standalone)', { skip }, () => {
     await assert.rejects(a.take([fixed('crash:{x}', 10)]), RedisUnavailableError);
     await assert.rejects(a.adjust(fixed('crash:{x}', 10), 1), RedisUnavailableError);
     assert.ok(a.failures >= failuresBefore + 2);
+    // The client notices the closed socket on its own event; wait for it (bounded), do not race it.
+    for (let i = 0; i < 500 && a.state === 'ready'; i++) await new Promise((r) => setTimeout(r, 10));
     assert.notEqual(a.state, 'ready');
 
     await server.restart();
