@@ -210,7 +210,7 @@ describe('mirroring', () => {
       assert.equal(r.json<{ upstream: string }>().upstream, 'stable');
     }
     // Wait for the two copies in flight to arrive (bounded).
-    for (let i = 0; i < 2000 && copies < 2; i++) await new Promise((r) => setImmediate(r));
+    for (let i = 0; i < 2000 && copies < 2; i++) await new Promise((r) => setTimeout(r, 5));
     assert.equal(copies, 2, 'at most maxInFlight copies are in flight');
     assert.equal(copiesWithBody, 2, 'copies carry the body and the mirror header');
     const m = await gw.proxy.metrics.registry.metrics();
@@ -221,7 +221,7 @@ describe('mirroring', () => {
     for (let i = 0; i < 2000; i++) {
       const c = gw.proxy.rolloutStats.report('p')?.backends.find((b) => b.backend === 'canary');
       if (c && c.requests === 2) break;
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 5));
     }
     const c = gw.proxy.rolloutStats.report('p')!.backends.find((b) => b.backend === 'canary')!;
     assert.equal(c.requests, 2);

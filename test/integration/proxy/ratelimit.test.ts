@@ -239,8 +239,9 @@ describe('in-flight cap and queue', () => {
       return Number(/modelgate_ratelimit_queue_length\{route="ml\/chat"\} (\d+)/.exec(m)?.[1] ?? -1);
     };
     const waitQueue = async (n: number) => {
-      // The queue length gauge is set synchronously when a request enters; poll it on the event loop.
-      for (let i = 0; i < 2000 && (await queueLength()) !== n; i++) await new Promise((r) => setImmediate(r));
+      // The queue length gauge is set synchronously when a request enters; poll it (bounded: 10 s).
+      for (let i = 0; i < 2000 && (await queueLength()) !== n; i++)
+        await new Promise((r) => setTimeout(r, 5));
       assert.equal(await queueLength(), n);
     };
     const served: string[] = [];
@@ -306,7 +307,7 @@ describe('in-flight cap and queue', () => {
       const poll = async () => {
         const m = await gw.proxy.metrics.registry.metrics();
         if (/modelgate_ratelimit_queue_length\{route="ml\/chat"\} 1/.test(m)) req.destroy();
-        else setImmediate(poll);
+        else setTimeout(poll, 5);
       };
       void poll();
     });
@@ -314,7 +315,7 @@ describe('in-flight cap and queue', () => {
     for (let i = 0; i < 2000; i++) {
       const m = await gw.proxy.metrics.registry.metrics();
       if (/outcome="queue_aborted"\} 1/.test(m)) break;
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 5));
     }
     const m = await gw.proxy.metrics.registry.metrics();
     assert.match(
@@ -474,7 +475,7 @@ describe('model-token limits', () => {
     for (let i = 0; i < 2000; i++) {
       metrics = await gw.proxy.metrics.registry.metrics();
       if (/modelgate_ratelimit_tokens_charged_total\{[^}]*source="generated"\}/.test(metrics)) break;
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setTimeout(r, 5));
     }
     assert.match(
       metrics,
