@@ -22,9 +22,10 @@ import { GenerationLedger, programmedCondition } from '../controlplane/programme
 import { PushServer } from '../controlplane/push-server.ts';
 import { StatsAggregator } from '../controlplane/rollout/backend-stats.ts';
 import { RolloutEngine } from '../controlplane/rollout/engine.ts';
+import { rolloutMetrics } from '../controlplane/rollout/metrics.ts';
 import { StatusWriter } from '../controlplane/status-writer.ts';
 import { createLogger } from '../observability/logger.ts';
-import { CallbackFamily, CounterFamily, HistogramFamily } from '../observability/metric-families.ts';
+import { CallbackFamily, HistogramFamily } from '../observability/metric-families.ts';
 import { KubeError, kubeRequest } from '../sources/kubernetes/kube-request.ts';
 import { KubernetesSource } from '../sources/kubernetes/kubernetes-source.ts';
 
@@ -175,18 +176,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   // runs the engine, whose state lives in each CanaryRollout's status.
   const aggregator = new StatsAggregator();
   push.on('report', (r) => aggregator.ingest(r, Date.now()));
-  const verdicts = new CounterFamily(
-    'modelgate_rollout_verdicts_total',
-    'Analysis intervals judged, by rollout and verdict (Pass, Fail, Inconclusive; error: the figures could not be read).',
-    ['rollout', 'verdict'],
-  );
-  const rollbacks = new CounterFamily(
-    'modelgate_rollout_rollbacks_total',
-    'Rollouts rolled back (analysis failed, aborted) or failed, by rollout.',
-    ['rollout'],
-  );
-  register(verdicts);
-  register(rollbacks);
+  const rolloutStats = rolloutMetrics(() => lastState?.canaryRollouts ?? []);
+  for (const f of rolloutStats.families) register(f);
   const engine = new RolloutEngine({
     now: Date.now,
     aggregator,
@@ -204,8 +195,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       );
     },
     event: async (t, e) => {
-      if (e.reason === 'RolledBack' || e.reason === 'Failed')
-        rollbacks.child([`${t.namespace}/${t.name}`]).value++;
+      rolloutStats.event(`${t.namespace}/${t.name}`, e);
       await postEvent(
         opts.kc,
         { fence: () => elector.fence(), component: 'modelgate-controller' },
@@ -213,24 +203,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
         e,
       );
     },
-    onVerdict: (rollout, r) => verdicts.child([rollout, r.error ? 'error' : r.verdict]).value++,
+    onVerdict: rolloutStats.verdict,
   });
-  register(
-    new CallbackFamily(
-      'modelgate_rollout_weight',
-      'Canary share in percent each rollout serves (status.servedWeight), by rollout and phase.',
-      'gauge',
-      () =>
-        (lastState?.canaryRollouts ?? []).map((r) => [
-          {
-            rollout: `${r.metadata.namespace ?? 'default'}/${r.metadata.name}`,
-            phase: String(r.status?.phase ?? ''),
-          },
-          Number(r.status?.servedWeight ?? r.status?.stepWeight ?? r.spec.weight ?? 0),
-        ]),
-    ),
-  );
-
   // When each version was published, to measure how long proxies take to run it.
   const publishedAt = new Map<string, number>();
   const pushLatency = new HistogramFamily(

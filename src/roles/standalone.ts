@@ -4,6 +4,7 @@
  * and is logged with the same one-line problems `modelgate validate` prints.
  */
 import type { Logger } from 'pino';
+import type { ClusterState } from '../api/cluster-state.ts';
 import type { Condition } from '../api/status.ts';
 import { compile, type ResourceStatus } from '../compiler/compile.ts';
 import { type Listener as ListenerConfig, publicListeners } from '../config/gateway-config.ts';
@@ -20,6 +21,7 @@ import { createLogger } from '../observability/logger.ts';
 import { createTracer } from '../observability/tracing.ts';
 import { type FilesWatch, type LoadResult, watchFiles } from '../sources/files/index.ts';
 import { LastGood } from './last-good.ts';
+import { type StandaloneRollouts, startStandaloneRollouts } from './standalone-rollouts.ts';
 
 export interface StandaloneOptions {
   paths: string[];
@@ -36,6 +38,13 @@ export interface StandaloneOptions {
   /** Debounce of file events, ms (tests shorten it). */
   debounceMs?: number;
   tracing?: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
+  /**
+   * Where rollout state is kept (`rollouts.json`), so a restart resumes each CanaryRollout where it
+   * was. Without it the state lasts as long as the process.
+   */
+  stateDir?: string;
+  /** Wall clock of the rollout engine (tests). */
+  now?: () => number;
 }
 
 export interface Standalone {
@@ -48,6 +57,10 @@ export interface Standalone {
   statuses(): ResourceStatus[];
   /** Resolves after the next table is applied (or refused). */
   nextApply(): Promise<void>;
+  /** The rollout engine's state file, when there is a state directory. */
+  readonly rolloutStateFile: string | undefined;
+  /** Evaluates every CanaryRollout now (the engine also wakes itself when a step is due). */
+  kickRollouts(): void;
   /**
    * Graceful shutdown: readiness fails, the listener stops accepting, in-flight requests and
    * streams finish (at most `drainTimeoutMs`), then everything closes.
@@ -71,6 +84,15 @@ function programmed(statuses: ResourceStatus[], applied: boolean, version: strin
   }));
 }
 
+/** CanaryRollout statuses with the engine's fields (phase, step, history...) the compiler does not know. */
+function withRolloutState(statuses: ResourceStatus[], rollouts: StandaloneRollouts): ResourceStatus[] {
+  return statuses.map((s) => {
+    if (s.kind !== 'CanaryRollout') return s;
+    const engine = rollouts.status(`${s.namespace}/${s.name}`);
+    return engine ? { ...s, status: { ...engine, ...s.status } } : s;
+  });
+}
+
 export async function startStandalone(opts: StandaloneOptions): Promise<Standalone> {
   const specs = publicListeners(opts.listeners, opts.listen, opts.admin);
   const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
@@ -86,30 +108,52 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
   let generation = 0;
   let waiters: (() => void)[] = [];
 
-  const onLoad = (loaded: LoadResult) => {
-    for (const p of loaded.problems) {
-      logger.warn({ file: p.file, line: p.line, resource: p.key }, p.message);
-    }
-    const { state, kept } = lastGood.merge(loaded);
-    for (const k of kept) logger.warn({ resource: k.key }, k.reason);
+  let merged: ClusterState | undefined;
+  let closed = false;
+  const rollouts = await startStandaloneRollouts({
+    stateDir: opts.stateDir,
+    proxy,
+    logger,
+    now: opts.now,
+    onStateChange: () => {
+      if (merged && !closed) build(merged, false);
+    },
+  });
+
+  /** Compiles the files' state (with each rollout's stored status) and applies the table. */
+  const build = (fromFiles: ClusterState, logConditions: boolean) => {
+    const state = rollouts.withStatus(fromFiles);
     const result = compile(state);
     generation++;
     const version = `files-${generation}`;
     const applied = proxy.apply(result.table, version);
-    statuses = programmed(result.statuses, applied.ok, version);
-    for (const s of statuses) {
-      for (const c of s.status.conditions) {
-        if (c.status === 'False' && c.type !== 'Programmed') {
-          logger.warn(
-            { resource: `${s.kind}/${s.namespace}/${s.name}`, condition: c.type, reason: c.reason },
-            c.message,
-          );
+    statuses = withRolloutState(programmed(result.statuses, applied.ok, version), rollouts);
+    if (logConditions) {
+      for (const s of statuses) {
+        for (const c of s.status.conditions) {
+          if (c.status === 'False' && c.type !== 'Programmed') {
+            logger.warn(
+              { resource: `${s.kind}/${s.namespace}/${s.name}`, condition: c.type, reason: c.reason },
+              c.message,
+            );
+          }
         }
       }
     }
     const w = waiters;
     waiters = [];
     for (const resolve of w) resolve();
+    rollouts.sync(state.canaryRollouts);
+  };
+
+  const onLoad = (loaded: LoadResult) => {
+    for (const p of loaded.problems) {
+      logger.warn({ file: p.file, line: p.line, resource: p.key }, p.message);
+    }
+    const { state, kept } = lastGood.merge(loaded);
+    for (const k of kept) logger.warn({ resource: k.key }, k.reason);
+    merged = state;
+    build(state, true);
   };
 
   let watch: FilesWatch | undefined;
@@ -128,7 +172,9 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     admin = await listenAdmin(proxy, { ...opts.admin, status: () => statuses });
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close()));
+    closed = true;
     await watch?.close();
+    await rollouts.close();
     await proxy.close();
     flush();
     throw e;
@@ -150,6 +196,8 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     adminUrl: admin.url,
     statuses: () => statuses,
     nextApply: () => new Promise<void>((resolve) => waiters.push(resolve)),
+    rolloutStateFile: rollouts.stateFile,
+    kickRollouts: () => rollouts.kick(),
     shutdown: async (drainTimeoutMs) => {
       proxy.draining = true;
       logger.info(
@@ -159,6 +207,8 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       const result = await drainAll(listeners, drainTimeoutMs);
       await watch?.close();
       watch = undefined;
+      closed = true;
+      await rollouts.close();
       await admin.app.close();
       await proxy.close();
       logger.info({ forced: result.forced }, 'drained');
@@ -168,6 +218,8 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     close: async () => {
       await watch?.close();
       watch = undefined;
+      closed = true;
+      await rollouts.close();
       await Promise.all(listeners.map((l) => l.close()));
       await admin.app.close();
       await proxy.close();

@@ -27,6 +27,9 @@ Options:
   --admin HOST:PORT     admin listener: /healthz /readyz /config /config/dump /status /metrics
                         (default 127.0.0.1:9901; never the address of a public listener)
   --config FILE         a GatewayConfig file (listeners, TLS, trusted proxies); flags win
+  --state-dir DIR       where CanaryRollout progress is kept (rollouts.json), so a restart
+                        resumes each rollout where it was [MODELGATE_STATE_DIR; default
+                        GatewayConfig stateDir, ./.modelgate]
   --otlp-endpoint URL   export OpenTelemetry spans to this OTLP/HTTP collector (off by default)
   --drain-timeout DUR   on SIGTERM/SIGINT, how long in-flight requests and streams may take
                         to finish before they are cut (default 30s)
@@ -45,6 +48,7 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
       config: { type: 'string' },
       'drain-timeout': { type: 'string', default: '30s' },
       'otlp-endpoint': { type: 'string' },
+      'state-dir': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -61,6 +65,7 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
     admin: serving.admin,
     trustedProxies: serving.config.trustedProxies.cidrs,
     tracing: serving.tracing,
+    stateDir: values['state-dir'] ?? process.env.MODELGATE_STATE_DIR ?? serving.config.stateDir,
   });
   return untilSignalled((signal) => {
     gateway.proxy.logger.info({ signal }, 'shutting down');

@@ -42,6 +42,11 @@ export interface RolloutEngineOptions {
   prometheusFetch?: typeof fetch;
   /** Called after each judged interval (metrics). */
   onVerdict?: (rollout: string, result: AnalysisResult) => void;
+  /**
+   * Called at the start of every pass on the leader: standalone mode feeds the aggregator its own
+   * proxy's counters here, so windows open and close on current figures.
+   */
+  refresh?: () => void;
 }
 
 interface Window {
@@ -120,6 +125,7 @@ export class RolloutEngine {
       this.written.clear();
       return;
     }
+    this.o.refresh?.();
     let wake = Infinity;
     for (const r of this.rollouts) {
       try {

@@ -80,11 +80,13 @@ export function statusOf(state: RolloutState): Record<string, unknown> {
           at: iso(a.at),
           canaryRequests: Math.round(a.canaryRequests),
           stableRequests: Math.round(a.stableRequests),
-          ...(a.canaryErrorRate !== undefined ? { canaryErrorRate: a.canaryErrorRate } : {}),
-          ...(a.stableErrorRate !== undefined ? { stableErrorRate: a.stableErrorRate } : {}),
-          ...(a.latencyP99Ratio !== undefined ? { latencyP99Ratio: a.latencyP99Ratio } : {}),
-          ...(a.ttftRatio !== undefined ? { ttftRatio: a.ttftRatio } : {}),
-          ...(a.error ? { error: true } : {}),
+          // Absent figures are null, not omitted: under a merge patch an omitted field would keep
+          // the previous analysis's value.
+          canaryErrorRate: a.canaryErrorRate ?? null,
+          stableErrorRate: a.stableErrorRate ?? null,
+          latencyP99Ratio: a.latencyP99Ratio ?? null,
+          ttftRatio: a.ttftRatio ?? null,
+          error: a.error ? true : null,
         }
       : null,
     handledActions: { ...state.handled },
