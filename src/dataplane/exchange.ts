@@ -16,6 +16,7 @@ import type { Identity } from './auth/identity.ts';
 import { type EndpointState, observeLatency } from './balancers/index.ts';
 import { declaredLength, hasBody, readBody } from './body.ts';
 import type { Mirror } from './canary/mirror.ts';
+import { usageTap } from './canary/usage-tap.ts';
 import { chooseCoding, compressedHeaders, createCompressor } from './compression.ts';
 import { isPreflight } from './cors.ts';
 import { Errors } from './errors.ts';
@@ -670,6 +671,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
       }
       if (this.transform?.changesLength) delete out['content-length'];
     }
+    // Rollout counters include model tokens: meter the answer unless a filter already does.
+    if (!this.transform && this.backend && this.rule!.canary?.governs(this.backend)) {
+      this.transform = usageTap(statusCode, headers);
+    }
     const type = headers['content-type'];
     const eventStream = typeof type === 'string' && type.startsWith('text/event-stream');
     if (eventStream) {
@@ -828,6 +833,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
           this.status,
           (now - this.startedAt) / 1000,
           this.firstByteAt > 0 ? (this.firstByteAt - this.sentAt) / 1000 : -1,
+          this.transform?.tokens?.() ?? 0,
         );
       }
       table.requestCounter(rule, backend, this.modelLabel, this.status).value++;

@@ -17,11 +17,13 @@ export interface BackendStats {
   requests: number;
   /** 5xx answers, including the gateway's own 5xx for this backend (connect failures, timeouts). */
   errors: number;
+  /** 4xx answers (not judged: a client's mistake is not the model's; shown next to the 5xx). */
+  clientErrors: number;
   /** Whole-request duration, seconds. */
   latency: Histogram;
   /** Time to first byte (first token for streams), seconds. */
   ttfb: Histogram;
-  /** Model tokens (usage) seen, 0 when unknown. */
+  /** Model tokens the answers reported (`usage`), or streamed pieces seen when they did not say. */
   tokens: number;
 }
 
@@ -42,6 +44,7 @@ export interface StatsReport {
 export interface Totals {
   requests: number;
   errors: number;
+  clientErrors: number;
   latency: Histogram;
   ttfb: Histogram;
   tokens: number;
@@ -106,7 +109,8 @@ export function parseStatsReport(value: unknown): StatsReport | string {
   for (const [i, raw] of backends.entries()) {
     const where = `backends[${i}]`;
     if (!isRecord(raw)) return `${where}: not an object`;
-    const { rollout, backend, requests, errors, tokens } = raw;
+    // clientErrors came after the first reports: a proxy that does not send it counted none.
+    const { rollout, backend, requests, errors, tokens, clientErrors = 0 } = raw;
     if (!name(rollout))
       return `${where}.rollout: must be a non-empty string of at most ${MAX_NAME} characters`;
     if (!name(backend))
@@ -114,6 +118,7 @@ export function parseStatsReport(value: unknown): StatsReport | string {
     for (const [field, x] of [
       ['requests', requests],
       ['errors', errors],
+      ['clientErrors', clientErrors],
       ['tokens', tokens],
     ] as const) {
       if (!count(x)) return `${where}.${field}: must be a finite non-negative number`;
@@ -130,6 +135,7 @@ export function parseStatsReport(value: unknown): StatsReport | string {
       backend,
       requests: requests as number,
       errors: errors as number,
+      clientErrors: clientErrors as number,
       tokens: tokens as number,
       latency,
       ttfb,
@@ -155,13 +161,21 @@ function emptyHistogram(bounds: readonly number[]): Histogram {
 }
 
 function emptyTotals(bounds: readonly number[]): Totals {
-  return { requests: 0, errors: 0, tokens: 0, latency: emptyHistogram(bounds), ttfb: emptyHistogram(bounds) };
+  return {
+    requests: 0,
+    errors: 0,
+    clientErrors: 0,
+    tokens: 0,
+    latency: emptyHistogram(bounds),
+    ttfb: emptyHistogram(bounds),
+  };
 }
 
 function copyTotals(t: Totals): Totals {
   return {
     requests: t.requests,
     errors: t.errors,
+    clientErrors: t.clientErrors,
     tokens: t.tokens,
     latency: { bounds: [...t.latency.bounds], counts: [...t.latency.counts] },
     ttfb: { bounds: [...t.ttfb.bounds], counts: [...t.ttfb.counts] },
@@ -173,6 +187,7 @@ function addInto(into: Totals, from: Totals, sign: 1 | -1 = 1): void {
   const add = (a: number, b: number) => Math.max(0, a + sign * b);
   into.requests = add(into.requests, from.requests);
   into.errors = add(into.errors, from.errors);
+  into.clientErrors = add(into.clientErrors, from.clientErrors);
   into.tokens = add(into.tokens, from.tokens);
   for (const k of ['latency', 'ttfb'] as const) {
     const a = into[k].counts;
@@ -195,6 +210,7 @@ export function delta(after: Totals, before: Totals): Totals {
   return {
     requests: d(after.requests, before.requests),
     errors: d(after.errors, before.errors),
+    clientErrors: d(after.clientErrors, before.clientErrors),
     tokens: d(after.tokens, before.tokens),
     latency: hist(after.latency, before.latency),
     ttfb: hist(after.ttfb, before.ttfb),
@@ -301,6 +317,7 @@ export class StatsAggregator {
       // newer one, so what is summed never goes backwards.
       t.requests = Math.max(t.requests, b.requests);
       t.errors = Math.max(t.errors, b.errors);
+      t.clientErrors = Math.max(t.clientErrors, b.clientErrors);
       t.tokens = Math.max(t.tokens, b.tokens);
       for (const k of ['latency', 'ttfb'] as const) {
         const h = b[k];

@@ -1,6 +1,6 @@
 /**
- * The proxy's counters for the backends that CanaryRollouts govern: requests, 5xx answers,
- * whole-request duration and time-to-first-byte histograms, cumulative since this proxy started
+ * The proxy's counters for the backends that CanaryRollouts govern: requests, 5xx and 4xx answers,
+ * model tokens, whole-request duration and time-to-first-byte histograms, cumulative since this proxy started
  * (`epoch`). The push client sends them to the controllers, which judge canary against stable
  * on the deltas between two reports (src/controlplane/rollout/). Cumulative counters make a lost
  * or duplicated report harmless; a new epoch tells the controller the counters restarted.
@@ -16,6 +16,8 @@ interface Entry {
   backend: string;
   requests: number;
   errors: number;
+  clientErrors: number;
+  tokens: number;
   latency: number[];
   ttfb: number[];
 }
@@ -38,7 +40,14 @@ export class RolloutStats {
   }
 
   /** One finished request on a governed backend; `ttfbS` < 0 when no byte came back. */
-  record(rollout: string, backend: string, status: number, durationS: number, ttfbS: number): void {
+  record(
+    rollout: string,
+    backend: string,
+    status: number,
+    durationS: number,
+    ttfbS: number,
+    tokens = 0,
+  ): void {
     const key = `${rollout}\u0000${backend}`;
     let e = this.entries.get(key);
     if (e === undefined) {
@@ -48,6 +57,8 @@ export class RolloutStats {
         backend,
         requests: 0,
         errors: 0,
+        clientErrors: 0,
+        tokens: 0,
         latency: new Array(n).fill(0),
         ttfb: new Array(n).fill(0),
       };
@@ -55,6 +66,8 @@ export class RolloutStats {
     }
     e.requests++;
     if (status >= 500) e.errors++;
+    else if (status >= 400) e.clientErrors++;
+    e.tokens += tokens;
     e.latency[bucket(this.bounds, durationS)]!++;
     if (ttfbS >= 0) e.ttfb[bucket(this.bounds, ttfbS)]!++;
   }
@@ -73,9 +86,10 @@ export class RolloutStats {
         backend: e.backend,
         requests: e.requests,
         errors: e.errors,
+        clientErrors: e.clientErrors,
         latency: { bounds: [...this.bounds], counts: [...e.latency] },
         ttfb: { bounds: [...this.bounds], counts: [...e.ttfb] },
-        tokens: 0,
+        tokens: e.tokens,
       });
     }
     return { proxy, epoch: this.epoch, backends };

@@ -50,6 +50,8 @@ export interface BodyTransformer {
   end(): Buffer | undefined;
   /** The output may differ in length from the input: the gateway drops content-length. */
   readonly changesLength: boolean;
+  /** Model tokens the answer used, when this transformer meters them (rollout counters read it). */
+  tokens?(): number;
 }
 
 /** How an exchange ended, for observers. */

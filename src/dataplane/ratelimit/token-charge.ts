@@ -21,7 +21,7 @@ import type { Charge, Counter } from './counters.ts';
 import { capacityOf, type PolicyPlan } from './policy-plan.ts';
 import type { RouteGate } from './policy-state.ts';
 import { inspectTokenRequest } from './usage/request-tokens.ts';
-import { UsageMeter } from './usage/usage-meter.ts';
+import { meterable, tokensOf, UsageMeter } from './usage/usage-meter.ts';
 
 export interface TokenReservation {
   /** Per limit: the reservation for token limits (0 for request limits). */
@@ -58,10 +58,6 @@ export function reserveTokens(
     return Math.min(promptEstimate + answer, Math.max(1, capacityOf(l.spec, amounts[i]!)));
   });
   return { costs, promptEstimate, injectedUsage: inspected?.injectedUsage === true };
-}
-
-function headerText(v: string | string[] | undefined): string {
-  return Array.isArray(v) ? (v[0] ?? '') : (v ?? '');
 }
 
 /**
@@ -102,12 +98,10 @@ export class AdmittedRequest implements ExchangeObserver {
     status: number,
     headers: Record<string, string | string[] | undefined>,
   ): BodyTransformer | undefined {
-    if (this.tokens === undefined || status < 200 || status >= 300) return undefined;
-    const type = headerText(headers['content-type']).toLowerCase();
-    const enc = headerText(headers['content-encoding']).toLowerCase();
-    if (enc !== '' && enc !== 'identity') return undefined;
-    this.streaming = type.startsWith('text/event-stream');
-    if (!this.streaming && !type.includes('json')) return undefined;
+    if (this.tokens === undefined) return undefined;
+    const how = meterable(status, headers);
+    if (how === undefined) return undefined;
+    this.streaming = how.streaming;
     const strip = this.streaming && this.tokens.injectedUsage;
     const meter = new UsageMeter({ streaming: this.streaming, stripUsageChunk: strip });
     this.meter = meter;
@@ -115,6 +109,7 @@ export class AdmittedRequest implements ExchangeObserver {
       data: (chunk) => meter.data(chunk),
       end: () => meter.end(),
       changesLength: strip,
+      tokens: () => tokensOf(meter.result()),
     };
   }
 

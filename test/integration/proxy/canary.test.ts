@@ -107,6 +107,59 @@ describe('canary traffic', () => {
   });
 });
 
+describe('rollout counters', () => {
+  test('count 4xx apart from 5xx, and the model tokens answers report (or stream) unchanged to the client', async (t) => {
+    const stable = await startUpstream('stable');
+    const sse = (withUsage: boolean) =>
+      [
+        ...['Hel', 'lo', '!'].map((c) => `data: {"choices":[{"delta":{"content":"${c}"}}]}\n\n`),
+        withUsage
+          ? 'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":8,"total_tokens":13}}\n\n'
+          : '',
+        'data: [DONE]\n\n',
+      ].join('');
+    const bodies: Record<string, { status: number; type: string; body: string }> = {
+      '/v1/json': {
+        status: 200,
+        type: 'application/json',
+        body: '{"id":"x","usage":{"prompt_tokens":40,"completion_tokens":2,"total_tokens":42}}',
+      },
+      '/v1/sse': { status: 200, type: 'text/event-stream', body: sse(true) },
+      '/v1/sse-no-usage': { status: 200, type: 'text/event-stream', body: sse(false) },
+      '/v1/bad': { status: 400, type: 'application/json', body: '{"error":"bad"}' },
+      '/v1/broken': { status: 503, type: 'application/json', body: '{"error":"down"}' },
+    };
+    const canary = await startUpstream('canary', (req, res) => {
+      const b = bodies[req.url ?? '']!;
+      res.writeHead(b.status, { 'content-type': b.type });
+      res.end(b.body);
+    });
+    const gw = await startGateway(
+      manifests(
+        stable.url,
+        canary.url,
+        '  weight: 0\n  override: { header: { name: x-canary, always: "yes" } }',
+      ),
+    );
+    t.after(async () => {
+      await gw.close();
+      await stable.close();
+      await canary.close();
+    });
+    for (const path of ['/v1/json', '/v1/json', '/v1/sse', '/v1/sse-no-usage', '/v1/bad', '/v1/broken']) {
+      const r = await send(gw.url, { path, headers: { host: 'chat.test', 'x-canary': 'yes' } });
+      // The client gets the answer byte for byte.
+      assert.equal(r.body.toString(), bodies[path]!.body, path);
+    }
+    const c = gw.proxy.rolloutStats.report('p')!.backends.find((b) => b.backend === 'canary')!;
+    assert.equal(c.requests, 6);
+    assert.equal(c.errors, 1);
+    assert.equal(c.clientErrors, 1);
+    // 42 + 42 reported, 13 reported by the stream, 3 pieces streamed without a usage.
+    assert.equal(c.tokens, 100);
+  });
+});
+
 describe('blue-green', () => {
   test('the preview host reaches green only; the switch is atomic under load; switch-back is instant', async (t) => {
     const blue = await startUpstream('blue');

@@ -470,6 +470,7 @@ test('proxies report their rollout counters; the replica validates them and hand
         backend: 'canary',
         requests: 3,
         errors: 1,
+        clientErrors: 0,
         latency: { bounds: [0.1, 1], counts: [1, 2, 0] },
         ttfb: { bounds: [0.1, 1], counts: [3, 0, 0] },
         tokens: 0,

@@ -54,6 +54,32 @@ export interface UsageResult {
   generatedChunks: number;
 }
 
+function headerText(v: string | string[] | undefined): string {
+  return Array.isArray(v) ? (v[0] ?? '') : (v ?? '');
+}
+
+/**
+ * Whether an upstream answer can be metered, and how: a 2xx JSON body or event stream whose bytes
+ * are readable as sent (identity content-encoding). Undefined: do not meter it.
+ */
+export function meterable(
+  status: number,
+  headers: Record<string, string | string[] | undefined>,
+): { streaming: boolean } | undefined {
+  if (status < 200 || status >= 300) return undefined;
+  const enc = headerText(headers['content-encoding']).toLowerCase();
+  if (enc !== '' && enc !== 'identity') return undefined;
+  const type = headerText(headers['content-type']).toLowerCase();
+  const streaming = type.startsWith('text/event-stream');
+  if (!streaming && !type.includes('json')) return undefined;
+  return { streaming };
+}
+
+/** Tokens a metered answer used: its reported total, else the generated pieces seen. */
+export function tokensOf(r: UsageResult): number {
+  return r.exact ? r.totalTokens : r.generatedChunks;
+}
+
 export class UsageMeter {
   readonly #max: number;
   readonly #framer: SseFramer | undefined;

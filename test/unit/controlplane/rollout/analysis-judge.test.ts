@@ -63,7 +63,7 @@ function totals(requests: number, errors: number, latency: Record<number, number
     }
     return { bounds: [...LATENCY_BUCKETS], counts };
   };
-  return { requests, errors, tokens: 0, latency: h(latency), ttfb: h(ttfb) };
+  return { requests, errors, clientErrors: 0, tokens: 0, latency: h(latency), ttfb: h(ttfb) };
 }
 
 const SPEC: AnalysisSpec = {

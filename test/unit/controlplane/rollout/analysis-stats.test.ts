@@ -38,6 +38,7 @@ function backend(
     backend: name,
     requests,
     errors,
+    clientErrors: 0,
     tokens: 0,
     latency: hist({ 7: requests }),
     ttfb: hist({ 5: requests }),
@@ -71,12 +72,31 @@ test('parseStatsReport accepts a valid report and returns a clean copy', () => {
     backend: 'stable',
     requests: 10,
     errors: 1,
+    clientErrors: 0,
     tokens: 1234,
     latency: hist({ 7: 10 }),
     ttfb: hist({ 5: 10 }),
   });
   assert.equal('extra' in rep, false);
   assert.equal('more' in (rep.backends[0] as object), false);
+});
+
+test('4xx answers and tokens are summed and subtracted like the rest; a report without 4xx counted none', () => {
+  const older = JSON.parse(JSON.stringify(report('a', 1, backend('canary', 10, 1, { tokens: 500 }))));
+  delete older.backends[0].clientErrors;
+  const parsed = parseStatsReport(older) as StatsReport;
+  assert.equal(parsed.backends[0]!.clientErrors, 0);
+  const agg = new StatsAggregator();
+  agg.ingest(parsed, 1000);
+  agg.ingest(report('b', 1, backend('canary', 20, 0, { clientErrors: 3, tokens: 800 })), 1000);
+  const before = agg.totals(ROLLOUT, 'canary');
+  assert.deepEqual([before.clientErrors, before.tokens], [3, 1300]);
+  agg.ingest(report('b', 1, backend('canary', 40, 0, { clientErrors: 7, tokens: 2000 })), 2000);
+  const d = delta(agg.totals(ROLLOUT, 'canary'), before);
+  assert.deepEqual([d.requests, d.errors, d.clientErrors, d.tokens], [20, 0, 4, 1200]);
+  const bad = JSON.parse(JSON.stringify(report('a', 1, backend('canary', 1))));
+  bad.backends[0].clientErrors = -1;
+  assert.match(String(parseStatsReport(bad)), /clientErrors: must be a finite non-negative number/);
 });
 
 /** A report as plain JSON, to break at will. */
