@@ -217,7 +217,14 @@ function totalsOf(f: Fed): Totals {
     counts[i < 0 ? LATENCY_BUCKETS.length : i] = f.ok + f.failed;
     return { bounds: [...LATENCY_BUCKETS], counts };
   };
-  return { requests: f.ok + f.failed, errors: f.failed, clientErrors: 0, tokens: 0, latency: h(f.latency), ttfb: h(f.ttfb) };
+  return {
+    requests: f.ok + f.failed,
+    errors: f.failed,
+    clientErrors: 0,
+    tokens: 0,
+    latency: h(f.latency),
+    ttfb: h(f.ttfb),
+  };
 }
 
 describe('against a real prometheus', { skip: skipWithoutPrometheus() }, () => {
