@@ -174,7 +174,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
 
   // Rollouts: every replica keeps the proxies' counters (a new leader starts warm); the leader
   // runs the engine, whose state lives in each CanaryRollout's status.
-  const aggregator = new StatsAggregator();
+  // What proxies counted before this replica started is not charged to any window it judges.
+  const aggregator = new StatsAggregator({ baselineBefore: Date.now() });
   push.on('report', (r) => aggregator.ingest(r, Date.now()));
   const rolloutStats = rolloutMetrics(() => lastState?.canaryRollouts ?? []);
   for (const f of rolloutStats.families) register(f);

@@ -226,6 +226,11 @@ interface ProxyState {
   lastSeen: number;
   /** Latest counters of the current epoch, by rollout/backend key. */
   stats: Map<string, Totals>;
+  /**
+   * What the epoch had counted when this aggregator first heard of it, when that epoch began
+   * before the aggregator did (`baselineBefore`): those counts are not the aggregator's to sum.
+   */
+  baseline?: Map<string, Totals>;
 }
 
 export interface StatsAggregatorOptions {
@@ -238,6 +243,14 @@ export interface StatsAggregatorOptions {
   bounds?: readonly number[];
   /** Forgotten proxies remembered (to reconcile one that comes back with the same epoch). Default 1000. */
   maxForgotten?: number;
+  /**
+   * A proxy first heard of with an epoch older than this (ms) has counted things this aggregator
+   * never saw (before a controller started, or before it reached this replica): its first report
+   * becomes its baseline and only later growth is summed. Without it, an analysis window opened
+   * before a proxy's first report would be charged everything that proxy counted since it started
+   * (earlier runs of the rollout included). The controller passes its start time.
+   */
+  baselineBefore?: number;
 }
 
 export interface AggregatorCounters {
@@ -258,6 +271,7 @@ export class StatsAggregator {
   readonly bounds: readonly number[];
   readonly counters: AggregatorCounters = { incompatible: 0, stale: 0, restarts: 0, forgotten: 0 };
   private readonly maxForgotten: number;
+  private readonly baselineBefore: number;
   private readonly live = new Map<string, ProxyState>();
   /** Forgotten proxies: their last counters (already added to the base) and epochs. */
   private readonly forgotten = new Map<string, ProxyState>();
@@ -268,11 +282,13 @@ export class StatsAggregator {
     this.forgetAfterMs = opts.forgetAfterMs ?? 10 * 60_000;
     this.bounds = [...(opts.bounds ?? LATENCY_BUCKETS)];
     this.maxForgotten = opts.maxForgotten ?? 1000;
+    this.baselineBefore = opts.baselineBefore ?? Number.NEGATIVE_INFINITY;
   }
 
   /** Takes a proxy's report (already validated by parseStatsReport) received at `now` (ms). */
   ingest(report: StatsReport, now: number): void {
     this.forgetSilent(now);
+    let firstSight = false;
     let p = this.live.get(report.proxy);
     if (p === undefined) {
       p = this.forgotten.get(report.proxy);
@@ -286,13 +302,14 @@ export class StatsAggregator {
         // what it had counted stays in the base.
         this.forgotten.delete(report.proxy);
         if (p.epoch === report.epoch) {
-          for (const [key, t] of p.stats) this.baseFor(key, (b) => addInto(b, t, -1));
+          for (const [key, t] of p.stats) this.baseFor(key, (b) => this.unretire(b, p!, key, t));
         } else {
           this.counters.restarts++;
           this.newEpoch(p, report.epoch, false);
         }
       } else {
         p = { epoch: report.epoch, pastEpochs: [], lastSeen: now, stats: new Map() };
+        firstSight = report.epoch < this.baselineBefore;
       }
       p.lastSeen = now;
       this.live.set(report.proxy, p);
@@ -329,6 +346,7 @@ export class StatsAggregator {
         for (let i = 0; i < c.length; i++) c[i] = Math.max(c[i]!, h.counts[i]!);
       }
     }
+    if (firstSight) p.baseline = new Map([...p.stats].map(([key, t]) => [key, copyTotals(t)]));
   }
 
   /**
@@ -357,7 +375,11 @@ export class StatsAggregator {
     const sum = base ? copyTotals(base) : emptyTotals(this.bounds);
     for (const p of this.live.values()) {
       const t = p.stats.get(key);
-      if (t) addInto(sum, t);
+      if (!t) continue;
+      addInto(sum, t);
+      // Counters only grow within an epoch, so t ≥ baseline and nothing is clamped.
+      const b = p.baseline?.get(key);
+      if (b) addInto(sum, b, -1);
     }
     return sum;
   }
@@ -384,10 +406,25 @@ export class StatsAggregator {
     if (p.pastEpochs.length > PAST_EPOCHS) p.pastEpochs.shift();
     p.epoch = epoch;
     p.stats = new Map();
+    p.baseline = undefined;
   }
 
+  /** Moves what a proxy's epoch counted (past its baseline) into the base. */
   private retire(p: ProxyState): void {
-    for (const [key, t] of p.stats) this.baseFor(key, (b) => addInto(b, t));
+    for (const [key, t] of p.stats) {
+      this.baseFor(key, (b) => {
+        addInto(b, t);
+        const line = p.baseline?.get(key);
+        if (line) addInto(b, line, -1);
+      });
+    }
+  }
+
+  /** The reverse of retire() for one key (a forgotten proxy is back): baseline first, so nothing clamps. */
+  private unretire(b: Totals, p: ProxyState, key: string, t: Totals): void {
+    const line = p.baseline?.get(key);
+    if (line) addInto(b, line);
+    addInto(b, t, -1);
   }
 
   private baseFor(key: string, f: (b: Totals) => void): void {

@@ -334,6 +334,33 @@ test('a silent proxy is forgotten without totals going backwards, and reconciled
   assert.equal(agg.counters.stale, 1);
 });
 
+test('what a proxy counted before the aggregator started is a baseline, never charged to a window', () => {
+  // The controller started at t=1000; proxy a has run since t=1 (an earlier rollout run's 500
+  // canary requests with 100 errors), proxy c started after the controller did.
+  const agg = new StatsAggregator({ baselineBefore: 1000, forgetAfterMs: 60_000 });
+  const opened = agg.totals(ROLLOUT, 'canary'); // a window opened before any report
+  agg.ingest(report('a', 1, backend('canary', 500, 100)), 2000);
+  agg.ingest(report('c', 1500, backend('canary', 7)), 2000);
+  assert.deepEqual(brief(delta(agg.totals(ROLLOUT, 'canary'), opened)), {
+    requests: 7,
+    errors: 0,
+    lat: 7,
+    ttfb: 7,
+  });
+  // Growth after first sight counts, histograms included.
+  agg.ingest(report('a', 1, backend('canary', 530, 101)), 3000);
+  const t = agg.totals(ROLLOUT, 'canary');
+  assert.deepEqual(brief(t), { requests: 37, errors: 1, lat: 37, ttfb: 37 });
+  assert.equal(t.latency.counts[7], 37);
+  // Forgotten and back with the same epoch: still only the growth; restarted: all of the new epoch.
+  agg.forgetSilent(100_000);
+  assert.equal(agg.totals(ROLLOUT, 'canary').requests, 37);
+  agg.ingest(report('a', 1, backend('canary', 540, 101)), 100_001);
+  assert.equal(agg.totals(ROLLOUT, 'canary').requests, 47);
+  agg.ingest(report('a', 2000, backend('canary', 3)), 100_002);
+  assert.equal(agg.totals(ROLLOUT, 'canary').requests, 50);
+});
+
 test('a forgotten proxy that returns with a stale epoch is ignored and stays forgotten', () => {
   const agg = new StatsAggregator({ forgetAfterMs: 1000 });
   agg.ingest(report('a', 1, backend('canary', 10)), 0);
