@@ -141,6 +141,9 @@ function canaryOf(rule: CompiledRule, backends: readonly RuntimeBackend[]): Cana
   return stable && canary ? new CanaryChoice(c, stable, canary) : undefined;
 }
 
+/** Indexes in CODE_CLASSES of 2xx and 5xx: bound together for rollout backends (bindRequestCell). */
+const ANALYSED_CLASSES = [1, 4] as const;
+
 /** The balancer of a backend with nothing to balance over. */
 const EMPTY_BALANCER: Balancer = { pick: () => undefined };
 
@@ -318,6 +321,42 @@ export class RuntimeTable {
   /** The request counter for a backend, model label and status; bound once, then an array read. */
   requestCounter(rule: RuntimeRule, backend: RuntimeBackend, modelIdx: number, status: number): CounterCell {
     const cls = Math.min(Math.max(Math.floor(status / 100), 1), 5) - 1;
+    const slot = modelIdx * 5 + cls;
+    let cell = backend.requestCells[slot];
+    if (!cell) {
+      cell = this.bindRequestCell(rule, backend, modelIdx, cls);
+      if (rule.canary?.governs(backend)) {
+        for (const sibling of ANALYSED_CLASSES) {
+          if (sibling !== cls) this.bindRequestCell(rule, backend, modelIdx, sibling);
+        }
+      }
+    }
+    return cell;
+  }
+
+  /**
+   * Binds (creates at 0 when new) one series of `modelgate_requests_total`.
+   *
+   * Series are created lazily, so a backend's first 5xx would make a new series whose first
+   * scraped value already counts it; Prometheus's increase() cannot count a series' first sample
+   * (it has no predecessor), and a canary with a rare 5xx judged by the Prometheus analysis
+   * provider would pass with none counted. So for the two backends a CanaryRollout governs, the
+   * first request of a model label binds the 2xx and 5xx series together, at 0 (requestCounter):
+   * a later 5xx is an increment Prometheus sees. (A 5xx within one scrape of that first request
+   * still goes uncounted, but then the 2xx series loses its first sample too, in proportion.)
+   * Fixed here rather than in prometheus-provider.ts's queries: exporting a series at 0 before its
+   * first increment is Prometheus's own advice, it also makes dashboards' and alerts' 5xx rates
+   * right, and a PromQL correction (adding the whole value of series born in the window) would
+   * mix exact and extrapolated counts and count a new series' increments from before the window.
+   * Only for governed backends, and only those two classes (errors, and nearly all requests), so
+   * routes without a rollout add no series.
+   */
+  private bindRequestCell(
+    rule: RuntimeRule,
+    backend: RuntimeBackend,
+    modelIdx: number,
+    cls: number,
+  ): CounterCell {
     const slot = modelIdx * 5 + cls;
     let cell = backend.requestCells[slot];
     if (!cell) {

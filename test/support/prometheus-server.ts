@@ -1,7 +1,7 @@
 /**
  * A real prometheus server for tests, on 127.0.0.1 and a free port, scraping the given targets
- * every second, its TSDB in a temporary directory removed on close. `close()` kills it (SIGKILL:
- * nothing of its state matters) and removes the directory.
+ * every second (or every `scrapeIntervalMs`), its TSDB in a temporary directory removed on close.
+ * `close()` kills it (SIGKILL: nothing of its state matters) and removes the directory.
  *
  * Without prometheus on PATH, `prometheusAvailable()` is false and tests should skip, except in CI
  * (CI set) where it throws: CI must have it (Debian: apt-get install prometheus).
@@ -72,17 +72,28 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function config(targets: readonly string[]): string {
+export interface PrometheusOptions {
+  /**
+   * Time between scrapes, ms (default 1000; whole milliseconds, at least 10). The scrape timeout is
+   * the same (prometheus refuses a timeout longer than the interval).
+   */
+  scrapeIntervalMs?: number;
+}
+
+function config(targets: readonly string[], opts: PrometheusOptions): string {
   const list = targets.map((t) => `'${t}'`).join(', ');
+  const ms = opts.scrapeIntervalMs ?? 1000;
+  if (!Number.isInteger(ms) || ms < 10) throw new Error(`scrapeIntervalMs ${ms}: a whole number >= 10`);
+  const every = `${ms}ms`;
   return [
     'global:',
-    '  scrape_interval: 1s',
-    '  scrape_timeout: 1s',
+    `  scrape_interval: ${every}`,
+    `  scrape_timeout: ${every}`,
     '  evaluation_interval: 1s',
     'scrape_configs:',
     '  - job_name: modelgate',
-    '    scrape_interval: 1s',
-    '    scrape_timeout: 1s',
+    `    scrape_interval: ${every}`,
+    `    scrape_timeout: ${every}`,
     '    static_configs:',
     `      - targets: [${list}]`,
     '',
@@ -163,13 +174,17 @@ function isBindFailure(err: unknown): boolean {
   return /address already in use|bind/i.test(m);
 }
 
-/** Starts prometheus scraping `targets` ("host:port", path /metrics) every second. */
-export async function startPrometheus(targets: readonly string[]): Promise<TestPrometheus> {
+/** Starts prometheus scraping `targets` ("host:port", path /metrics) every second (or as `opts` say). */
+export async function startPrometheus(
+  targets: readonly string[],
+  opts: PrometheusOptions = {},
+): Promise<TestPrometheus> {
   if (!prometheusAvailable()) throw new Error('prometheus not on PATH');
+  const text = config(targets, opts);
   installExitHook();
   const dir = mkdtempSync(join(tmpdir(), 'mg-prometheus-'));
   dirs.add(dir);
-  writeFileSync(join(dir, 'prometheus.yml'), config(targets));
+  writeFileSync(join(dir, 'prometheus.yml'), text);
   const removeDir = () => {
     rmSync(dir, { recursive: true, force: true });
     dirs.delete(dir);

@@ -145,8 +145,12 @@ test('a healthy canary is stepped through its analysis and promoted', async (t) 
   );
   // The table follows the status: servedWeight is what proxies serve.
   await run.api.waitFor(() => run.status()?.servedWeight === 100 || undefined, { timeoutMs: 10_000 });
-  const events = run.api.recordedEvents('ml').map((e) => (e as { reason?: string }).reason);
-  assert.ok(events.includes('Promoted'), `events: ${events.join(', ')}`);
+  // Events are written after the status they follow: wait for it rather than look once.
+  const reasons = () => run.api.recordedEvents('ml').map((e) => (e as { reason?: string }).reason);
+  await run.api.waitFor(() => reasons().includes('Promoted') || undefined, {
+    timeoutMs: 10_000,
+    message: 'no Promoted event',
+  });
 });
 
 test('a canary failing 5% of its requests is rolled back within one analysis interval', async (t) => {
@@ -163,10 +167,11 @@ test('a canary failing 5% of its requests is rolled back within one analysis int
   assert.ok((s.lastAnalysis?.canaryErrorRate ?? 0) > 0.01);
   assert.match(s.message ?? '', /rolled back: canary error rate/);
   await run.api.waitFor(() => run.status()?.servedWeight === 0 || undefined, { timeoutMs: 10_000 });
-  const warning = run.api
-    .recordedEvents('ml')
-    .find((e) => (e as { reason?: string }).reason === 'RolledBack') as { type?: string } | undefined;
-  assert.equal(warning?.type, 'Warning');
+  const warning = (await run.api.waitFor(
+    () => run.api.recordedEvents('ml').find((e) => (e as { reason?: string }).reason === 'RolledBack'),
+    { timeoutMs: 10_000, message: 'no RolledBack event' },
+  )) as { type?: string };
+  assert.equal(warning.type, 'Warning');
 });
 
 test('a controller restarted mid-pause resumes the rollout where it was, never from zero', async (t) => {
