@@ -28,7 +28,9 @@
  *    measured window), modelgateApiKey / modelgateJwt (the bare case behind an API key among
  *    1,000 consumers, or an RS256 JWT reused by every request, as clients reuse a token),
  *    modelgateRateLimit (the API-key case with a Local RateLimitPolicy of two limits, per
- *    consumer and per route, that never refuses: the check, headers and bookkeeping), nodeHello
+ *    consumer and per route, that never refuses: the check, headers and bookkeeping),
+ *    modelgateCanary (the bare case split 50/50 by a CanaryRollout: choice and rollout counters),
+ *    modelgateMirror (the same with 10% of stable's requests copied to the canary), nodeHello
  *    (a bare node:http server: the floor for Node's server), nodeMinimalProxy (node:http + an
  *    undici Pool with a raw handler and nothing else: the floor for a Node proxy) and
  *    nodeMinimalNodeClient (the same with node:http's own client). The cases run
@@ -82,7 +84,13 @@ import {
   which,
 } from './lib/procs.ts';
 import { type Lookup, prepareLookup } from './lib/router-lookup.ts';
-import { authRouteTable, manyRoutesTable, oneRouteTable, type RouteTarget } from './lib/routes.ts';
+import {
+  authRouteTable,
+  canaryRouteTable,
+  manyRoutesTable,
+  oneRouteTable,
+  type RouteTarget,
+} from './lib/routes.ts';
 import { runWrk, type WrkResult, wrkVersion } from './lib/wrk.ts';
 
 const { values } = parseArgs({
@@ -248,6 +256,8 @@ const limitedAuth = await authRouteTable(upstream.url, 'apiKey', 1000, true);
 writeFileSync(`${dir}/apikey.json`, JSON.stringify(apiKeyAuth.table));
 writeFileSync(`${dir}/ratelimit.json`, JSON.stringify(limitedAuth.table));
 writeFileSync(`${dir}/jwt.json`, JSON.stringify(jwtAuth.table));
+writeFileSync(`${dir}/canary.json`, JSON.stringify(canaryRouteTable(upstream.url)));
+writeFileSync(`${dir}/mirror.json`, JSON.stringify(canaryRouteTable(upstream.url, 10)));
 
 const servers: Record<string, Server> = {};
 if (nginxBin) {
@@ -269,6 +279,8 @@ for (const [key, args] of [
   ['modelgateApiKey', ['--table', `${dir}/apikey.json`, '--log', '/dev/null']],
   ['modelgateJwt', ['--table', `${dir}/jwt.json`, '--log', '/dev/null']],
   ['modelgateRateLimit', ['--table', `${dir}/ratelimit.json`, '--log', '/dev/null']],
+  ['modelgateCanary', ['--table', `${dir}/canary.json`, '--log', '/dev/null']],
+  ['modelgateMirror', ['--table', `${dir}/mirror.json`, '--log', '/dev/null']],
   ['nodeHello', ['--mode', 'hello']],
   ['nodeMinimalProxy', ['--mode', 'minimal-proxy', '--upstream', upstream.url]],
   ['nodeMinimalNodeClient', ['--mode', 'minimal-node-client-proxy', '--upstream', upstream.url]],
@@ -351,6 +363,8 @@ if (wrkBin && ONLY.has('cpu')) {
   cases.push(['modelgateApiKey', servers.modelgateApiKey!, undefined]);
   cases.push(['modelgateJwt', servers.modelgateJwt!, undefined]);
   cases.push(['modelgateRateLimit', servers.modelgateRateLimit!, undefined]);
+  cases.push(['modelgateCanary', servers.modelgateCanary!, undefined]);
+  cases.push(['modelgateMirror', servers.modelgateMirror!, undefined]);
   cases.push(['nodeHello', servers.nodeHello!, undefined]);
   cases.push(['nodeMinimalProxy', servers.nodeMinimalProxy!, undefined]);
   cases.push(['nodeMinimalNodeClient', servers.nodeMinimalNodeClient!, undefined]);
@@ -412,6 +426,10 @@ if (wrkBin && ONLY.has('cpu')) {
     },
     // What a Local policy of two limits (per consumer, per route) adds behind the API key.
     rateLimitAddedUs: round(us.modelgateRateLimit! - us.modelgateApiKey!),
+    // A CanaryRollout splitting the bare route 50/50 (choice and rollout counters), and the same
+    // with 10% of stable's requests mirrored (the copies' CPU is the gateway's: per client request).
+    canaryAddedUs: round(us.modelgateCanary! - us.modelgateBare!),
+    mirror10AddedUs: round(us.modelgateMirror! - us.modelgateCanary!),
   };
 }
 

@@ -124,6 +124,42 @@ spec:
   return { table, header };
 }
 
+/**
+ * The bare catch-all route split 50/50 by a CanaryRollout between two backends on the same
+ * upstream (the split, the rollout counters and, with `mirrorPercent`, copies of that share of
+ * stable's requests sent to the canary, their answers discarded).
+ */
+export function canaryRouteTable(upstreamUrl: string, mirrorPercent = 0): RoutingTable {
+  const url = JSON.stringify(upstreamUrl);
+  const text = `apiVersion: modelgate.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: bench, namespace: bench}
+spec:
+  accessLog: {enabled: false}
+  rules:
+    - name: all
+      matches:
+        - path: {type: PathPrefix, value: /}
+      backends:
+        - {name: stable, urls: [${url}]}
+        - {name: canary, urls: [${url}]}
+---
+apiVersion: modelgate.dev/v1alpha1
+kind: CanaryRollout
+metadata: {name: bench-v2, namespace: bench}
+spec:
+  routeRef: {name: bench}
+  stableBackend: stable
+  canaryBackend: canary
+  weight: 50
+${mirrorPercent > 0 ? `  mirror: {percent: ${mirrorPercent}, maxInFlight: 64}\n` : ''}`;
+  const { state, problems } = loadManifests([{ file: 'bench.yaml', text }]);
+  if (problems.length > 0) throw new Error(`bench manifest: ${problems[0]?.message}`);
+  const table = accepted(compile(state));
+  if (!table.routes.rules[0]?.canary) throw new Error('bench rollout does not govern the route');
+  return table;
+}
+
 /** A request that route `r` of manyRoutes() answers. */
 export interface RouteTarget {
   host: string;
