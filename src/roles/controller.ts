@@ -21,7 +21,7 @@ import { LeaderElector } from '../controlplane/leader-election.ts';
 import { GenerationLedger, programmedCondition } from '../controlplane/programmed.ts';
 import { PushServer } from '../controlplane/push-server.ts';
 import { StatsAggregator } from '../controlplane/rollout/backend-stats.ts';
-import { RolloutEngine } from '../controlplane/rollout/engine.ts';
+import { RolloutEngine, StaleStatusError } from '../controlplane/rollout/engine.ts';
 import { rolloutMetrics } from '../controlplane/rollout/metrics.ts';
 import { StatusWriter } from '../controlplane/status-writer.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -184,16 +184,25 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     aggregator,
     active: () => elector.isLeader(),
     logger,
-    persist: async (t, status) => {
+    persist: async (t, status, resourceVersion) => {
       elector.fence();
-      await kubeRequest(
-        opts.kc,
-        `/apis/modelgate.dev/v1alpha1/namespaces/${t.namespace}/canaryrollouts/${t.name}/status`,
-        {
-          method: 'PATCH',
-          body: { status },
-        },
-      );
+      // The resourceVersion the state was read from is a precondition: a write computed from an
+      // older object (a deposed leader's late write, or a stale cache) gets 409 instead of
+      // overwriting newer progress.
+      try {
+        const written = await kubeRequest<{ metadata?: { resourceVersion?: string } }>(
+          opts.kc,
+          `/apis/modelgate.dev/v1alpha1/namespaces/${t.namespace}/canaryrollouts/${t.name}/status`,
+          {
+            method: 'PATCH',
+            body: resourceVersion === undefined ? { status } : { metadata: { resourceVersion }, status },
+          },
+        );
+        return written.metadata?.resourceVersion;
+      } catch (err) {
+        if (err instanceof KubeError && err.statusCode === 409) throw new StaleStatusError(err.message);
+        throw err;
+      }
     },
     event: async (t, e) => {
       rolloutStats.event(`${t.namespace}/${t.name}`, e);
@@ -375,7 +384,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     compiles: () => compileCount,
     statuses: () => computed,
     shutdown: async () => {
-      engine.close();
+      // Let a running evaluation finish (its events follow its status write) before leading ends.
+      await engine.close();
       await elector.stop();
       await source.stop();
       push.close();

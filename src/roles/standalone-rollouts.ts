@@ -77,6 +77,8 @@ export async function startStandaloneRollouts(o: StandaloneRolloutsOptions): Pro
         memory.set(key, status);
       }
       o.onStateChange();
+      // One writer, no versions: the file is this process's alone.
+      return undefined;
     },
     // The engine logs every event; there is no Event API here, only the metrics.
     event: async (t, e) => metrics.event(`${t.namespace}/${t.name}`, e),

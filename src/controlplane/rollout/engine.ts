@@ -31,8 +31,16 @@ export interface RolloutEngineOptions {
   /** Wall clock, ms (status times are wall times). */
   now: () => number;
   aggregator: StatsAggregator;
-  /** Writes the engine's status fields (merge patch: null clears). */
-  persist: (r: { namespace: string; name: string }, status: Record<string, unknown>) => Promise<void>;
+  /**
+   * Writes the engine's status fields (merge patch: null clears), on condition that the object is
+   * still at `resourceVersion` (the version the state was read from) when one is given; returns
+   * the new version. A write whose object moved on throws StaleStatusError.
+   */
+  persist: (
+    r: { namespace: string; name: string },
+    status: Record<string, unknown>,
+    resourceVersion: string | undefined,
+  ) => Promise<string | undefined>;
   event: (r: { namespace: string; name: string }, e: RolloutEvent) => Promise<void>;
   /** True while this replica may drive rollouts (the leader). */
   active: () => boolean;
@@ -47,6 +55,17 @@ export interface RolloutEngineOptions {
    * proxy's counters here, so windows open and close on current figures.
    */
   refresh?: () => void;
+}
+
+/**
+ * The object changed since the state was read (another writer, or a newer leader): nothing was
+ * written, and the next evaluation starts from the newer object.
+ */
+export class StaleStatusError extends Error {
+  constructor(message = 'the CanaryRollout changed since it was read') {
+    super(message);
+    this.name = 'StaleStatusError';
+  }
 }
 
 interface Window {
@@ -70,10 +89,13 @@ export class RolloutEngine {
   private rollouts: CanaryRollout[] = [];
   private readonly windows = new Map<string, Window>();
   /** What this engine last wrote per rollout (the informer may lag behind it). */
-  private readonly written = new Map<string, { text: string; state: RolloutState }>();
+  private readonly written = new Map<
+    string,
+    { text: string; state: RolloutState; resourceVersion: string | undefined }
+  >();
   private readonly providers = new Map<string, PrometheusProvider>();
   private timer: unknown;
-  private running = false;
+  private running: Promise<void> | undefined;
   private again = false;
   private closed = false;
   /** Passes run, for tests. */
@@ -100,9 +122,8 @@ export class RolloutEngine {
       this.again = true;
       return;
     }
-    this.running = true;
-    void this.pass().finally(() => {
-      this.running = false;
+    this.running = this.pass().finally(() => {
+      this.running = undefined;
       if (this.again && !this.closed) {
         this.again = false;
         this.kick();
@@ -110,9 +131,14 @@ export class RolloutEngine {
     });
   }
 
-  close(): void {
+  /**
+   * Stops the engine. Resolves once a pass already running has finished, so that the events
+   * following its last status write are written before the caller gives up leadership.
+   */
+  async close(): Promise<void> {
     this.closed = true;
     if (this.timer !== undefined) this.timers.clearTimeout(this.timer);
+    await this.running;
   }
 
   private async pass(): Promise<void> {
@@ -132,7 +158,13 @@ export class RolloutEngine {
         const at = await this.evaluate(r);
         if (at !== undefined && at < wake) wake = at;
       } catch (err) {
-        this.o.logger.warn({ err: String(err), rollout: keyOf(r) }, 'rollout evaluation failed');
+        if (err instanceof StaleStatusError) {
+          // Expected now and then (another status write landed first): the informer brings the
+          // newer object, which kicks a new pass; the timer is the fallback.
+          this.o.logger.debug({ rollout: keyOf(r) }, err.message);
+        } else {
+          this.o.logger.warn({ err: String(err), rollout: keyOf(r) }, 'rollout evaluation failed');
+        }
         wake = Math.min(wake, this.o.now() + 1000);
       }
     }
@@ -147,8 +179,11 @@ export class RolloutEngine {
     const input = inputOf(r);
     const stored = stateOf(r.status as Record<string, unknown> | undefined);
     const mine = this.written.get(key);
-    // The informer may not show our last write yet: trust what we wrote over an older status.
-    const state = mine && (!stored || JSON.stringify(statusOf(stored)) !== mine.text) ? mine.state : stored;
+    // The informer may not show our last write yet: trust what we wrote over an older status
+    // (and the version our write made, so the next write is conditional on the right one).
+    const trustMine = mine !== undefined && (!stored || JSON.stringify(statusOf(stored)) !== mine.text);
+    const state = trustMine ? mine.state : stored;
+    const resourceVersion = trustMine ? mine.resourceVersion : r.metadata.resourceVersion;
     const now = this.o.now();
     const analysis = state ? await this.judgement(r, input, state, now) : undefined;
     const result = advance(input, state, now, analysis);
@@ -160,8 +195,8 @@ export class RolloutEngine {
     const before = state ? JSON.stringify(statusOf(state)) : undefined;
     const target = { namespace: r.metadata.namespace ?? 'default', name: r.metadata.name };
     if (text !== before) {
-      await this.o.persist(target, status);
-      this.written.set(key, { text, state: result.state });
+      const version = await this.o.persist(target, status, resourceVersion);
+      this.written.set(key, { text, state: result.state, resourceVersion: version });
     }
     for (const e of result.events) {
       await this.o
