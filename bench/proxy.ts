@@ -29,7 +29,7 @@
  *    1,000 consumers, or an RS256 JWT reused by every request, as clients reuse a token),
  *    modelgateRateLimit (the API-key case with a Local RateLimitPolicy of two limits, per
  *    consumer and per route, that never refuses: the check, headers and bookkeeping),
- *    modelgateCanary (the bare case split 50/50 by a CanaryRollout: choice and rollout counters),
+ *    modelgateCanary (the bare case governed by a CanaryRollout at weight 0: choice and counters),
  *    modelgateMirror (the same with 10% of stable's requests copied to the canary), nodeHello
  *    (a bare node:http server: the floor for Node's server), nodeMinimalProxy (node:http + an
  *    undici Pool with a raw handler and nothing else: the floor for a Node proxy) and
@@ -426,8 +426,9 @@ if (wrkBin && ONLY.has('cpu')) {
     },
     // What a Local policy of two limits (per consumer, per route) adds behind the API key.
     rateLimitAddedUs: round(us.modelgateRateLimit! - us.modelgateApiKey!),
-    // A CanaryRollout splitting the bare route 50/50 (choice and rollout counters), and the same
-    // with 10% of stable's requests mirrored (the copies' CPU is the gateway's: per client request).
+    // A CanaryRollout governing the bare route (choice and rollout counters; weight 0, so one
+    // upstream pool as in the bare case), and the same with 10% of stable's requests mirrored (the
+    // copies' CPU is the gateway's: per client request).
     canaryAddedUs: round(us.modelgateCanary! - us.modelgateBare!),
     mirror10AddedUs: round(us.modelgateMirror! - us.modelgateCanary!),
   };

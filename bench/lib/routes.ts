@@ -125,9 +125,11 @@ spec:
 }
 
 /**
- * The bare catch-all route split 50/50 by a CanaryRollout between two backends on the same
- * upstream (the split, the rollout counters and, with `mirrorPercent`, copies of that share of
- * stable's requests sent to the canary, their answers discarded).
+ * The bare catch-all route governed by a CanaryRollout between two backends on the same upstream,
+ * at weight 0: every request pays the canary choice and the rollout counters but, like the bare
+ * case, goes through one connection pool (a 50/50 split would open a second pool of upstream
+ * connections, which changes batching more than the rollout costs). With `mirrorPercent`, that
+ * share of stable's requests is also copied to the canary, answers discarded.
  */
 export function canaryRouteTable(upstreamUrl: string, mirrorPercent = 0): RoutingTable {
   const url = JSON.stringify(upstreamUrl);
@@ -151,7 +153,7 @@ spec:
   routeRef: {name: bench}
   stableBackend: stable
   canaryBackend: canary
-  weight: 50
+  weight: 0
 ${mirrorPercent > 0 ? `  mirror: {percent: ${mirrorPercent}, maxInFlight: 64}\n` : ''}`;
   const { state, problems } = loadManifests([{ file: 'bench.yaml', text }]);
   if (problems.length > 0) throw new Error(`bench manifest: ${problems[0]?.message}`);
