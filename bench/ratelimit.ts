@@ -150,6 +150,8 @@ spec:
       rule,
       model: undefined,
       upstreamHeaders: {},
+      path: '/',
+      hostRewrite: undefined,
       responseHeaders: undefined,
       identity: identities[order[i]!],
       clientIp: '10.0.0.1',

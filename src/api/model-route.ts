@@ -23,6 +23,7 @@ import {
   StringEnum,
 } from './schema-helpers.ts';
 import { ConditionsSchema } from './status.ts';
+import { TransformSchema, ValidationSchema } from './transform.ts';
 
 export const PathMatchType = ['Exact', 'PathPrefix', 'RegularExpression'] as const;
 export const StringMatchType = ['Exact', 'RegularExpression'] as const;
@@ -378,14 +379,26 @@ export const RuleSchema = Type.Object(
     healthCheck: Type.Optional(HealthCheckSchema),
     outlierDetection: Type.Optional(OutlierDetectionSchema),
     authorization: Type.Optional(AuthorizationSchema),
+    validation: Type.Optional(ValidationSchema),
+    transform: Type.Optional(TransformSchema),
   },
   {
     additionalProperties: false,
-    ...cel({
-      rule: '!has(self.fallbackBackend) || self.backends.exists(b, b.name == self.fallbackBackend)',
-      message: 'fallbackBackend must name a backend of this rule',
-      fieldPath: '.fallbackBackend',
-    }),
+    ...cel(
+      {
+        rule: '!has(self.fallbackBackend) || self.backends.exists(b, b.name == self.fallbackBackend)',
+        message: 'fallbackBackend must name a backend of this rule',
+        fieldPath: '.fallbackBackend',
+      },
+      {
+        // As Gateway API: the prefix to replace must be known, so exactly one PathPrefix match (or
+        // none, which matches every path under /).
+        rule: "!has(self.transform) || !has(self.transform.request) || !has(self.transform.request.urlRewrite) || !has(self.transform.request.urlRewrite.path) || self.transform.request.urlRewrite.path.type != 'ReplacePrefixMatch' || !has(self.matches) || self.matches.size() == 0 || (self.matches.size() == 1 && (!has(self.matches[0].path) || self.matches[0].path.type == 'PathPrefix'))",
+        message:
+          'urlRewrite.path ReplacePrefixMatch needs the rule to have one match, with a PathPrefix path (or none)',
+        fieldPath: '.transform',
+      },
+    ),
   },
 );
 

@@ -20,6 +20,10 @@ export const Reason = {
   Conflicted: 'Conflicted',
   /** The route asks for client certificates but its TLS Secrets cannot be used: not served. */
   InvalidTLS: 'InvalidTLS',
+  /** A rule's transform cannot be built (a regular expression that does not compile, say): not served. */
+  InvalidTransform: 'InvalidTransform',
+  /** A rule's validation JSON Schema does not compile: not served. */
+  InvalidSchema: 'InvalidSchema',
   ResolvedRefs: 'ResolvedRefs',
   BackendNotFound: 'BackendNotFound',
   InvalidBackend: 'InvalidBackend',

@@ -80,7 +80,7 @@ export function compile(state: ClusterState): CompileResult {
     const key = `${id.namespace}/${id.name}`;
     if (routes.has(key) || rejectedRoutes.has(key)) return;
     const a = admit(raw, 'ModelRoute');
-    const built = a.ok ? buildRouteModel(a.resource as ModelRoute) : a;
+    const built = a.ok ? buildRouteModel(a.resource as ModelRoute) : { ...a, reason: Reason.Invalid };
     if (!built.ok) {
       rejectedRoutes.add(key);
       statuses.push({
@@ -89,7 +89,7 @@ export function compile(state: ClusterState): CompileResult {
         name: id.name,
         status: {
           observedGeneration: id.generation,
-          conditions: rejectedConditions(Reason.Invalid, describeErrors(built.errors), id.generation),
+          conditions: rejectedConditions(built.reason, describeErrors(built.errors), id.generation),
         },
       });
       return;
@@ -379,6 +379,8 @@ function compileRule(
     compiled.httpsRedirect =
       security.tls.redirectPort !== undefined ? { port: security.tls.redirectPort } : {};
   }
+  if (rule.validation) compiled.validation = rule.validation;
+  if (rule.transform) compiled.transform = rule.transform;
   return compiled;
 }
 

@@ -6,7 +6,9 @@
 import type { FieldError } from '../api/cel.ts';
 import type { Match, Rule } from '../api/model-route.ts';
 import type { ModelRoute } from '../api/resources.ts';
-import type { CompiledMatch } from '../routing-table/types.ts';
+import { Reason } from '../api/status.ts';
+import type { CompiledMatch, CompiledTransform, CompiledValidation } from '../routing-table/types.ts';
+import { compileRuleFilters, type FilterProblems } from './transform.ts';
 import { parseByteSize } from './units.ts';
 
 /** The largest request body limit a route may set. */
@@ -20,6 +22,8 @@ export interface RuleModel {
   spec: Rule;
   /** Matches without hostname; the compiler fans them out per hostname. */
   matches: Omit<CompiledMatch, 'hostname'>[];
+  transform?: CompiledTransform;
+  validation?: CompiledValidation;
 }
 
 export interface RouteModel {
@@ -93,8 +97,10 @@ function validGeneration(g: unknown): number {
 
 export function buildRouteModel(
   route: ModelRoute,
-): { ok: true; model: RouteModel } | { ok: false; errors: FieldError[] } {
+): { ok: true; model: RouteModel } | { ok: false; errors: FieldError[]; reason: string } {
   const errors: FieldError[] = [];
+  // Kept apart so the status can say which kind of problem keeps the route out.
+  const filterProblems: FilterProblems = { transform: [], schema: [] };
   const namespace = route.metadata.namespace ?? 'default';
   const key = `${namespace}/${route.metadata.name}`;
   const names = new Map<string, number>();
@@ -127,13 +133,23 @@ export function buildRouteModel(
       ...tableMatch(m, `spec.rules[${index}].matches[${i}]`, errors),
       rule: id,
     }));
-    return { index, name, id, spec: rule, matches };
+    const filters = compileRuleFilters(rule, matches, `spec.rules[${index}]`, filterProblems);
+    return { index, name, id, spec: rule, matches, ...filters };
   });
   const maxRequestBodyBytes = parseByteSize(route.spec.maxRequestBodySize);
   if (!(maxRequestBodyBytes > 0) || maxRequestBodyBytes > MAX_BODY_LIMIT) {
     errors.push({ path: 'spec.maxRequestBodySize', message: 'must be between 1 byte and 16Gi' });
   }
-  if (errors.length > 0) return { ok: false, errors };
+  if (errors.length > 0 || filterProblems.schema.length > 0 || filterProblems.transform.length > 0) {
+    // A rule that cannot validate or rewrite as asked is never served without it.
+    const reason =
+      errors.length > 0
+        ? Reason.Invalid
+        : filterProblems.schema.length > 0
+          ? Reason.InvalidSchema
+          : Reason.InvalidTransform;
+    return { ok: false, errors: [...errors, ...filterProblems.schema, ...filterProblems.transform], reason };
+  }
   const hostnames =
     route.spec.hostnames && route.spec.hostnames.length > 0
       ? [...new Set(route.spec.hostnames)].sort()

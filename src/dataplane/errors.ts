@@ -25,6 +25,8 @@ export const Errors = {
   ),
   ModelAmbiguous: def('MG_MODEL_AMBIGUOUS', 400, 'the request body names the model more than once'),
   BadContentEncoding: def('MG_BAD_CONTENT_ENCODING', 400, 'the request body encoding is not supported'),
+  RequestInvalid: def('MG_REQUEST_INVALID', 400, "the request body does not match the route's schema"),
+  RequestNotJson: def('MG_REQUEST_NOT_JSON', 400, 'the request body is not JSON'),
   Unauthenticated: def('MG_UNAUTHENTICATED', 401, 'missing or invalid credentials'),
   Forbidden: def('MG_FORBIDDEN', 403, 'the credentials do not allow this request'),
   ClientCertificateRequired: def(

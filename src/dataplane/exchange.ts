@@ -20,7 +20,13 @@ import { usageTap } from './canary/usage-tap.ts';
 import { chooseCoding, compressedHeaders, createCompressor } from './compression.ts';
 import { isPreflight } from './cors.ts';
 import { Errors } from './errors.ts';
-import type { BodyTransformer, ExchangeObserver, FilterContext, FilterOutcome } from './filters/filter.ts';
+import {
+  type BodyTransformer,
+  chainTransformers,
+  type ExchangeObserver,
+  type FilterContext,
+  type FilterOutcome,
+} from './filters/filter.ts';
 import { GrpcStatus, grpcTimeoutMs, isGrpc, respondTrailersOnly } from './grpc.ts';
 import { answerModels } from './models-endpoint.ts';
 import type { GatewayProxy } from './proxy.ts';
@@ -110,6 +116,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private streaming = false;
   /** The client's Host (HTTP/1) or :authority (HTTP/2). */
   private authority: string | undefined;
+  /** The path sent upstream when a filter rewrote it (`path` stays the client's, for logs). */
+  private upstreamPath: string | undefined;
+  /** The Host header a filter set for the upstream; wins over the client's and a URL backend's. */
+  private hostRewrite: string | undefined;
   /** Where response bytes go: the client response, or a compressor in front of it. */
   private sink: Writable | undefined;
 
@@ -341,6 +351,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       rule: rule.compiled,
       model: this.model,
       upstreamHeaders: headers,
+      path: this.path,
+      hostRewrite: undefined,
       responseHeaders: undefined,
       identity: undefined,
       clientIp: this.clientIp,
@@ -380,6 +392,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     this.identity = ctx.identity;
+    if (ctx.path !== this.path) this.upstreamPath = ctx.path;
+    this.hostRewrite = ctx.hostRewrite;
     if (ctx.body !== body && ctx.body !== undefined) {
       // A filter rewrote the body: its length is known now, whatever the client declared.
       headers['content-length'] = String(ctx.body.length);
@@ -485,7 +499,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.tried.push(endpoint.id);
     const headers = this.headers!;
     const info = proxy.endpoints.lookup(endpoint.id);
-    if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
+    if (this.hostRewrite !== undefined) headers.host = this.hostRewrite;
+    else if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
     else if (this.authority !== undefined) headers.host = this.authority;
     endpoint.inFlight++;
     rule!.inFlight.value++;
@@ -503,7 +518,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     pool.dispatch(
       {
-        path: this.path + this.query,
+        path: (this.upstreamPath ?? this.path) + this.query,
         method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers: backend.credentials ? withCredentials(headers, backend.credentials) : headers,
         body: this.streamBody ?? this.replayBody,
@@ -533,14 +548,15 @@ export class Exchange implements Dispatcher.DispatchHandler {
       ? withCredentials(this.headers!, canary.credentials)
       : { ...this.headers! };
     const info = proxy.endpoints.lookup(endpoint.id);
-    if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
+    if (this.hostRewrite !== undefined) headers.host = this.hostRewrite;
+    else if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
     const t = rule.compiled.timeouts;
     const rollout = rule.canary!.compiled.rollout;
     const sent = mirror.send(
       pool,
       {
         method: this.req.method ?? 'GET',
-        path: this.path + this.query,
+        path: (this.upstreamPath ?? this.path) + this.query,
         headers,
         body: this.replayBody,
         headersTimeoutMs: t.firstByteMs,
@@ -665,16 +681,19 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const out = clientResponseHeaders(headers, this.requestId);
     if (this.extraResponseHeaders) Object.assign(out, this.extraResponseHeaders);
     if (this.observers) {
+      // Transformers chain in filter order: the first sees the upstream's bytes (a token meter
+      // reads usage before a response transform may remove it).
       for (const o of this.observers) {
-        const t = o.onResponseStart?.(statusCode, headers);
-        if (t && !this.transform) this.transform = t;
+        const t = o.onResponseStart?.(statusCode, headers, out);
+        if (t) this.transform = this.transform ? chainTransformers(this.transform, t) : t;
       }
-      if (this.transform?.changesLength) delete out['content-length'];
     }
-    // Rollout counters include model tokens: meter the answer unless a filter already does.
-    if (!this.transform && this.backend && this.rule!.canary?.governs(this.backend)) {
-      this.transform = usageTap(statusCode, headers);
+    // Rollout counters include model tokens: meter the upstream's answer unless a filter already does.
+    if (!this.transform?.tokens && this.backend && this.rule!.canary?.governs(this.backend)) {
+      const tap = usageTap(statusCode, headers);
+      if (tap) this.transform = this.transform ? chainTransformers(tap, this.transform) : tap;
     }
+    if (this.transform?.changesLength) delete out['content-length'];
     const type = headers['content-type'];
     const eventStream = typeof type === 'string' && type.startsWith('text/event-stream');
     if (eventStream) {

@@ -34,8 +34,10 @@ import { EndpointHealth } from './health/endpoint-health.ts';
 import { RateLimitFilterFactory } from './ratelimit/rate-limit-filter.ts';
 import { TrustedProxies } from './request/client-address.ts';
 import { type RuntimeBackend, type RuntimeRule, RuntimeTable } from './runtime-table.ts';
+import { TransformFilterFactory } from './transform/transform-filter.ts';
 import { handleUpgrade } from './upgrade.ts';
 import { PoolRegistry } from './upstream/pools.ts';
+import { ValidationFilterFactory } from './validation/validation-filter.ts';
 
 export interface ProxyOptions {
   metrics?: ProxyMetrics;
@@ -104,8 +106,11 @@ export class GatewayProxy {
         },
       });
     this.now = opts.now ?? (() => performance.now());
-    // Authentication runs first: nothing else (limits, caches) spends work on an unknown caller;
-    // rate limits come next, keyed by who the caller is.
+    // Authentication runs first: nothing else (limits, caches) spends work on an unknown caller.
+    // Validation next, on the body as the client sent it: a request it refuses spends no quota
+    // and takes no queue place (Kong orders its request-validator before rate limiting too).
+    // Rate limits then, keyed by who the caller is and what it sent; transforms last, so what
+    // they change is what the upstream gets.
     this.filters = [
       new AuthFilterFactory({
         jwks: this.jwks,
@@ -113,12 +118,14 @@ export class GatewayProxy {
         ...(opts.wallClock ? { now: opts.wallClock } : {}),
         ...(opts.introspectionRequest ? { introspectionRequest: opts.introspectionRequest } : {}),
       }),
+      new ValidationFilterFactory(this.metrics),
       new RateLimitFilterFactory({
         metrics: this.metrics,
         logger: this.logger,
         now: this.now,
         proxies: () => this.proxyCount,
       }),
+      new TransformFilterFactory(this.metrics),
       ...(opts.filters ?? []),
     ];
     this.proto = opts.proto ?? 'http';

@@ -60,6 +60,9 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
 
   /** Filters' observers (a rate limit's in-flight slot): told when the tunnel ends, however it ends. */
   let observers: ExchangeObserver[] | undefined;
+  /** What the filters left for the upstream: the path (a rewrite) and a Host header. */
+  let upstreamPath = target.path;
+  let hostRewrite: string | undefined;
   const notifyEnd = (status: number) => {
     const list = observers;
     observers = undefined;
@@ -85,7 +88,8 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
       return;
     }
     const info = proxy.endpoints.lookup(endpoint.id);
-    if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
+    if (hostRewrite !== undefined) headers.host = hostRewrite;
+    else if (info?.hostHeader !== undefined) headers.host = info.hostHeader;
     const tls = backend.pool.tls;
     endpoint.inFlight++;
     rule.inFlight.value++;
@@ -98,7 +102,7 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
       head,
       {
         origin: endpoint.id,
-        path: target.path + target.query,
+        path: upstreamPath + target.query,
         headers,
         idleTimeoutMs: t.idleMs,
         connectTimeoutMs: t.connectMs,
@@ -161,6 +165,8 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
     rule: rule.compiled,
     model: headerModel ?? undefined,
     upstreamHeaders: headers,
+    path: target.path,
+    hostRewrite: undefined,
     responseHeaders: undefined,
     identity: undefined,
     clientIp: proxy.trustedProxies.clientAddress(peer, req.headers['x-forwarded-for']),
@@ -169,6 +175,8 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
   };
   const settle = (o: Awaited<ReturnType<NonNullable<typeof rule.filters>>>) => {
     observers = ctx.observers;
+    upstreamPath = ctx.path;
+    hostRewrite = ctx.hostRewrite;
     if (o) {
       notifyEnd(o.error.status);
       proxy.metrics.gatewayError(o.error.code);

@@ -98,6 +98,16 @@ export class ProxyMetrics {
     'Requests copied to a canary (sent), or not copied because too many copies were in flight (skipped), by route.',
     ['route', 'outcome'],
   );
+  readonly validationFailures = new CounterFamily(
+    'modelgate_request_validation_failures_total',
+    "Requests refused by a rule's JSON Schema validation, by route and reason (schema, not_json, duplicate_keys, no_body, encoding).",
+    ['route', 'reason'],
+  );
+  readonly transformSkipped = new CounterFamily(
+    'modelgate_transform_skipped_total',
+    'JSON bodies a rule would transform but passed unchanged, by route, direction (request, response) and reason (streamed, too_large, not_json, encoded).',
+    ['route', 'direction', 'reason'],
+  );
   readonly tableInfo = new GaugeFamily('modelgate_table_info', 'The routing table in use (value 1).', [
     'hash',
     'version',
@@ -134,6 +144,8 @@ export class ProxyMetrics {
       this.rateLimitTokens,
       this.rateLimitRedisErrors,
       this.mirrored,
+      this.validationFailures,
+      this.transformSkipped,
       this.tableInfo,
       this.tableSwaps,
       this.tableRejected,
@@ -173,6 +185,8 @@ export class ProxyMetrics {
       this.rateLimitQueueWait,
       this.rateLimitTokens,
       this.mirrored,
+      this.validationFailures,
+      this.transformSkipped,
     ];
   }
 

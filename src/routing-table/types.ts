@@ -201,6 +201,62 @@ export interface CompiledRule {
   cors?: CompiledCors;
   /** Plaintext requests are redirected to https (308), to this port when set. */
   httpsRedirect?: { port?: number };
+  /** The request body must satisfy this JSON Schema (400 otherwise); absent: not validated. */
+  validation?: CompiledValidation;
+  /** Request and response rewrites; absent when the rule has none. */
+  transform?: CompiledTransform;
+}
+
+export interface CompiledValidation {
+  /**
+   * The JSON Schema, keys sorted; its dialect and the options it is compiled with are in
+   * json-schema.ts. The compiler has checked that it compiles.
+   */
+  jsonSchema: Record<string, unknown>;
+}
+
+/** Header changes, applied in field order: remove, then set, then add. Names are lower-case. */
+export interface CompiledHeaderOps {
+  remove: string[];
+  /** Replaces whatever value the message has. */
+  set: { name: string; value: string }[];
+  /** Appended after the values the message has. */
+  add: { name: string; value: string }[];
+}
+
+/**
+ * One change to a JSON body. Paths are RFC 6901 JSON Pointers already split into unescaped
+ * tokens (`[]` is the whole body); on an array a token is an index, and `-` is the end.
+ */
+export type CompiledBodyOp =
+  | { op: 'Remove'; path: string[] }
+  | { op: 'Rename'; from: string[]; path: string[] }
+  | { op: 'Set'; path: string[]; value: unknown }
+  | { op: 'Wrap'; path: string[]; under: string }
+  | { op: 'Unwrap'; path: string[] };
+
+export type CompiledPathRewrite =
+  | { type: 'ReplaceFullPath'; path: string }
+  /** `prefix` is the rule's PathPrefix, without a trailing `/` (`/` for the root); `replacement` likewise, `''` for none. */
+  | { type: 'ReplacePrefixMatch'; prefix: string; replacement: string }
+  /** Every match of `pattern` (JavaScript syntax, global) is replaced; `substitution` is in String.replace syntax ($1, $&). */
+  | { type: 'ReplaceRegexMatch'; pattern: string; substitution: string };
+
+export interface CompiledTransform {
+  request?: {
+    headers?: CompiledHeaderOps;
+    /** The Host header sent upstream. */
+    hostname?: string;
+    path?: CompiledPathRewrite;
+    body?: CompiledBodyOp[];
+  };
+  response?: {
+    headers?: CompiledHeaderOps;
+    /** Applied to 2xx JSON answers that are not streamed and fit in maxBodyBytes. */
+    body?: CompiledBodyOp[];
+    /** Largest answer held in memory for `body`, in bytes. */
+    maxBodyBytes: number;
+  };
 }
 
 /** TLS to an upstream, with the PEM material resolved from Secrets. */

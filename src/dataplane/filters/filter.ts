@@ -26,6 +26,16 @@ export interface FilterContext {
   readonly model: string | undefined;
   /** Headers that will be sent upstream; filters may add, change or delete entries. */
   readonly upstreamHeaders: OutgoingHeaders;
+  /**
+   * The path sent upstream (normalised, without the query, which is kept as it is). A filter may
+   * replace it; logs and metrics keep the client's.
+   */
+  path: string;
+  /**
+   * The Host header sent upstream when a filter sets it; it then wins over the client's Host and
+   * over a URL backend's own host (the proxy sets Host per attempt, after the filters).
+   */
+  hostRewrite: string | undefined;
   /** Headers added to the client response (created on first use). */
   responseHeaders: OutgoingHeaders | undefined;
   /** Who is calling, once the auth filter has run (rate limiting and hashing read it). */
@@ -54,6 +64,31 @@ export interface BodyTransformer {
   tokens?(): number;
 }
 
+/**
+ * Two transformers in a row: upstream bytes go through `first`, its output through `second`. The
+ * first that meters tokens is the one asked.
+ */
+export function chainTransformers(first: BodyTransformer, second: BodyTransformer): BodyTransformer {
+  const tokens = first.tokens ?? second.tokens;
+  const owner = first.tokens ? first : second;
+  const chained: BodyTransformer = {
+    data(chunk) {
+      const out = first.data(chunk);
+      return out === undefined || out.length === 0 ? undefined : second.data(out);
+    },
+    end() {
+      const rest = first.end();
+      const a = rest !== undefined && rest.length > 0 ? second.data(rest) : undefined;
+      const b = second.end();
+      if (a === undefined || a.length === 0) return b;
+      return b === undefined || b.length === 0 ? a : Buffer.concat([a, b]);
+    },
+    changesLength: first.changesLength || second.changesLength,
+  };
+  if (tokens) chained.tokens = () => tokens.call(owner);
+  return chained;
+}
+
 /** How an exchange ended, for observers. */
 export interface ExchangeEnd {
   /** The status the client got (499 when it went away first). */
@@ -71,9 +106,14 @@ export interface ExchangeEnd {
  * filter took at admission (an in-flight slot, a token reservation) is always given back.
  */
 export interface ExchangeObserver {
+  /**
+   * `headers` are the upstream's; `clientHeaders` are what the client will get (hop-by-hop
+   * headers removed, the filters' responseHeaders added), which the observer may change.
+   */
   onResponseStart?(
     status: number,
     headers: Record<string, string | string[] | undefined>,
+    clientHeaders: OutgoingHeaders,
   ): BodyTransformer | undefined;
   onEnd(end: ExchangeEnd): void;
 }

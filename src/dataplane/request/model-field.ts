@@ -530,30 +530,33 @@ export function scanModelBytes(chunks: readonly Buffer[]): ModelScan {
   return scanner.finish();
 }
 
+export type DecodedBody =
+  | { kind: 'ok'; body: Buffer; identity: boolean }
+  | { kind: 'too-large' }
+  | { kind: 'bad-encoding' };
+
 /**
- * Scans a whole request body given as received, honouring Content-Encoding. `identity` (or no
- * header) scans the chunks as they are; `gzip`/`x-gzip`, `deflate` and `br` are decoded with
- * node:zlib, never past `maxDecodedBytes` (more is `too-large`, whatever the encoding, so the
- * limit means the same with and without compression). A list of codings (`gzip, br`) is refused
- * as `bad-encoding` like any unknown coding, as is a body that does not decode: clients do not
- * stack codings, and each extra layer would be another decompression to bound.
+ * A whole request body given as received, decoded by its Content-Encoding. `identity` (or no
+ * header) is the body as it is; `gzip`/`x-gzip`, `deflate` and `br` are decoded with node:zlib,
+ * never past `maxDecodedBytes` (more is `too-large`, whatever the encoding, so the limit means the
+ * same with and without compression). A list of codings (`gzip, br`) is refused as `bad-encoding`
+ * like any unknown coding, as is a body that does not decode: clients do not stack codings, and
+ * each extra layer would be another decompression to bound.
  */
-export function scanModel(
+export function decodeContent(
   chunks: readonly Buffer[],
   contentEncoding: string | undefined,
   maxDecodedBytes: number,
-): BodyScan {
+): DecodedBody {
   const coding = contentEncoding === undefined ? '' : contentEncoding.trim().toLowerCase();
+  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   if (coding === '' || coding === 'identity') {
-    let total = 0;
-    for (const chunk of chunks) total += chunk.length;
-    if (total > maxDecodedBytes) return { kind: 'too-large' };
-    return scanModelBytes(chunks);
+    if (body.length > maxDecodedBytes) return { kind: 'too-large' };
+    return { kind: 'ok', body, identity: true };
   }
   if (coding !== 'gzip' && coding !== 'x-gzip' && coding !== 'deflate' && coding !== 'br') {
     return { kind: 'bad-encoding' };
   }
-  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
   // zlib wants 1 <= maxOutputLength <= buffer.constants.MAX_LENGTH; the check below the
   // decompression keeps the exact limit when it is clamped.
   const options = { maxOutputLength: Math.min(Math.max(1, maxDecodedBytes), bufferConstants.MAX_LENGTH) };
@@ -574,5 +577,24 @@ export function scanModel(
     return { kind: 'bad-encoding' };
   }
   if (decoded.length > maxDecodedBytes) return { kind: 'too-large' };
-  return scanModelBytes([decoded]);
+  return { kind: 'ok', body: decoded, identity: false };
+}
+
+/** Scans a whole request body given as received, honouring Content-Encoding (see decodeContent). */
+export function scanModel(
+  chunks: readonly Buffer[],
+  contentEncoding: string | undefined,
+  maxDecodedBytes: number,
+): BodyScan {
+  const coding = contentEncoding === undefined ? '' : contentEncoding.trim().toLowerCase();
+  if (coding === '' || coding === 'identity') {
+    // Scanned chunk by chunk: no copy of a body that arrived in pieces.
+    let total = 0;
+    for (const chunk of chunks) total += chunk.length;
+    if (total > maxDecodedBytes) return { kind: 'too-large' };
+    return scanModelBytes(chunks);
+  }
+  const decoded = decodeContent(chunks, contentEncoding, maxDecodedBytes);
+  if (decoded.kind !== 'ok') return decoded;
+  return scanModelBytes([decoded.body]);
 }

@@ -56,6 +56,87 @@ const jwtProvider = (extra: Json = {}): Json => ({
   ...extra,
 });
 const keysAuth = { apiKeys: { secretRefs: [{ name: 'team-a' }] } };
+const transformed = (transform: Json, extra: Json = {}): Json => modelRoute(rule({ transform, ...extra }));
+const pathRewrite = (path: Json, extra: Json = {}): Json =>
+  transformed({ request: { urlRewrite: { path } } }, extra);
+const bodyOps = (direction: 'request' | 'response', ...ops: Json[]): Json =>
+  transformed({ [direction]: { body: ops } });
+
+/** The five rules of a JSON body operation, once per direction (each location has its own messages). */
+function bodyOpFixtures(direction: 'request' | 'response'): CelFixture[] {
+  const at = `spec.rules[0].transform.${direction}.body`;
+  const ops = (...list: Json[]) => bodyOps(direction, ...list);
+  const fixture = (message: string, valid: Json[][], invalid: [Json, string, string?][]): CelFixture => ({
+    kind: 'ModelRoute',
+    rule: `${direction} body: ${message}`,
+    valid: valid.map((list) => ops(...list)),
+    invalid: invalid.map(([op, field, note]) => ({
+      ...(note ? { note } : {}),
+      resource: ops({ op: 'Remove', path: '/ok' }, op),
+      path: `${at}[1]${field}`,
+      message: `${direction} body: ${message}`,
+    })),
+  });
+  return [
+    fixture(
+      'from is required with op Rename and allowed only with it',
+      [[{ op: 'Rename', from: '/max_tokens', path: '/max_completion_tokens' }]],
+      [
+        [{ op: 'Rename', path: '/b' }, '.from'],
+        [{ op: 'Remove', path: '/a', from: '/b' }, '.from'],
+      ],
+    ),
+    fixture(
+      'value is required with op Set and allowed only with it',
+      [
+        [
+          { op: 'Set', path: '/stream', value: false },
+          { op: 'Set', path: '/meta/tags/-', value: { a: [1] } },
+        ],
+      ],
+      [
+        [{ op: 'Set', path: '/a' }, '.value'],
+        [{ op: 'Unwrap', path: '/a', value: 1 }, '.value'],
+      ],
+    ),
+    fixture(
+      'under is required with op Wrap and allowed only with it',
+      [[{ op: 'Wrap', path: '', under: 'input' }]],
+      [
+        [{ op: 'Wrap', path: '/a' }, '.under'],
+        [{ op: 'Set', path: '/a', value: 1, under: 'x' }, '.under'],
+      ],
+    ),
+    fixture(
+      'path "" (the whole body) is allowed only with op Set or Wrap',
+      [
+        [
+          { op: 'Set', path: '', value: {} },
+          { op: 'Wrap', path: '', under: 'data' },
+          { op: 'Unwrap', path: '/data' },
+        ],
+      ],
+      [
+        [{ op: 'Remove', path: '' }, '.path'],
+        [{ op: 'Unwrap', path: '' }, '.path', 'the whole body has no parent to replace'],
+      ],
+    ),
+    fixture(
+      'from must not be the whole body, nor path, nor a parent of path',
+      [
+        [
+          { op: 'Rename', from: '/a', path: '/ab' },
+          { op: 'Rename', from: '/a~1b', path: '/c/0' },
+        ],
+      ],
+      [
+        [{ op: 'Rename', from: '/a', path: '/a/b' }, '.from'],
+        [{ op: 'Rename', from: '', path: '/a' }, '.from'],
+        [{ op: 'Rename', from: '/a', path: '/a' }, '.from'],
+      ],
+    ),
+  ];
+}
 
 // RateLimitPolicy
 
@@ -350,6 +431,144 @@ export const CEL_FIXTURES: CelFixture[] = [
       },
     ],
   },
+  {
+    kind: 'ModelRoute',
+    rule: 'urlRewrite.path ReplacePrefixMatch needs the rule to have one match, with a PathPrefix path (or none)',
+    valid: [
+      pathRewrite(
+        { type: 'ReplacePrefixMatch', replacePrefixMatch: '/v2' },
+        { matches: [{ path: { type: 'PathPrefix', value: '/v1' } }] },
+      ),
+      pathRewrite({ type: 'ReplacePrefixMatch', replacePrefixMatch: '' }),
+      pathRewrite(
+        { type: 'ReplacePrefixMatch', replacePrefixMatch: '/v2/' },
+        { matches: [{ method: 'POST' }] },
+      ),
+      pathRewrite(
+        { type: 'ReplaceFullPath', replaceFullPath: '/v2/chat' },
+        { matches: [{ path: { type: 'Exact', value: '/a' } }, { path: { value: '/b' } }] },
+      ),
+    ],
+    invalid: [
+      {
+        resource: pathRewrite(
+          { type: 'ReplacePrefixMatch', replacePrefixMatch: '/v2' },
+          { matches: [{ path: { type: 'Exact', value: '/v1' } }] },
+        ),
+        path: 'spec.rules[0].transform',
+        message:
+          'urlRewrite.path ReplacePrefixMatch needs the rule to have one match, with a PathPrefix path (or none)',
+      },
+      {
+        note: 'with two prefixes the one to replace is not known',
+        resource: pathRewrite(
+          { type: 'ReplacePrefixMatch', replacePrefixMatch: '/v2' },
+          { matches: [{ path: { value: '/v1' } }, { path: { value: '/beta' } }] },
+        ),
+        path: 'spec.rules[0].transform',
+        message:
+          'urlRewrite.path ReplacePrefixMatch needs the rule to have one match, with a PathPrefix path (or none)',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'request headers: hop-by-hop headers, content-length and host cannot be modified (the Host header is set by urlRewrite.hostname)',
+    valid: [
+      transformed({
+        request: {
+          headers: {
+            set: [{ name: 'X-Tenant', value: 'acme' }],
+            add: [{ name: 'x-tag', value: 'a' }],
+            remove: ['x-debug', 'authorization'],
+          },
+        },
+      }),
+    ],
+    invalid: [
+      ['set', { set: [{ name: 'Host', value: 'other.example.com' }] }],
+      ['remove', { remove: ['x-debug', 'Connection'] }],
+      ['add', { add: [{ name: 'content-length', value: '0' }] }],
+    ].map(([, headers]) => ({
+      resource: transformed({ request: { headers } }),
+      path: 'spec.rules[0].transform.request.headers',
+      message:
+        'request headers: hop-by-hop headers, content-length and host cannot be modified (the Host header is set by urlRewrite.hostname)',
+    })),
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'response headers: hop-by-hop headers and content-length cannot be modified',
+    valid: [
+      transformed({
+        response: { headers: { remove: ['server'], set: [{ name: 'cache-control', value: 'no-store' }] } },
+      }),
+    ],
+    invalid: [
+      {
+        resource: transformed({ response: { headers: { remove: ['Transfer-Encoding'] } } }),
+        path: 'spec.rules[0].transform.response.headers',
+        message: 'response headers: hop-by-hop headers and content-length cannot be modified',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'replaceFullPath is required with type ReplaceFullPath and allowed only with it',
+    valid: [pathRewrite({ type: 'ReplaceFullPath', replaceFullPath: '/v2/chat' })],
+    invalid: [
+      {
+        resource: pathRewrite({ type: 'ReplaceFullPath' }),
+        path: 'spec.rules[0].transform.request.urlRewrite.path.replaceFullPath',
+        message: 'replaceFullPath is required with type ReplaceFullPath and allowed only with it',
+      },
+      {
+        resource: pathRewrite({
+          type: 'ReplaceRegexMatch',
+          replaceRegexMatch: { pattern: '^/v1', substitution: '/v2' },
+          replaceFullPath: '/x',
+        }),
+        path: 'spec.rules[0].transform.request.urlRewrite.path.replaceFullPath',
+        message: 'replaceFullPath is required with type ReplaceFullPath and allowed only with it',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'replacePrefixMatch is required with type ReplacePrefixMatch and allowed only with it',
+    valid: [pathRewrite({ type: 'ReplacePrefixMatch', replacePrefixMatch: '/v2' })],
+    invalid: [
+      {
+        resource: pathRewrite({ type: 'ReplacePrefixMatch' }),
+        path: 'spec.rules[0].transform.request.urlRewrite.path.replacePrefixMatch',
+        message: 'replacePrefixMatch is required with type ReplacePrefixMatch and allowed only with it',
+      },
+      {
+        resource: pathRewrite({ type: 'ReplaceFullPath', replaceFullPath: '/x', replacePrefixMatch: '/y' }),
+        path: 'spec.rules[0].transform.request.urlRewrite.path.replacePrefixMatch',
+        message: 'replacePrefixMatch is required with type ReplacePrefixMatch and allowed only with it',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'replaceRegexMatch is required with type ReplaceRegexMatch and allowed only with it',
+    valid: [
+      pathRewrite({
+        type: 'ReplaceRegexMatch',
+        replaceRegexMatch: { pattern: '^/models/([^/]+)/infer$', substitution: '/v2/models/\\1/infer' },
+      }),
+    ],
+    invalid: [
+      {
+        resource: pathRewrite({ type: 'ReplaceRegexMatch' }),
+        path: 'spec.rules[0].transform.request.urlRewrite.path.replaceRegexMatch',
+        message: 'replaceRegexMatch is required with type ReplaceRegexMatch and allowed only with it',
+      },
+    ],
+  },
+  ...bodyOpFixtures('request'),
+  ...bodyOpFixtures('response'),
   {
     kind: 'RateLimitPolicy',
     rule: 'limit names must be unique',

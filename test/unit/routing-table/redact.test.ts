@@ -16,3 +16,36 @@ test('sensitive keys and URL credentials are replaced in a deep copy', () => {
   });
   assert.equal(input.rules[0]?.upstream.clientSecret, 's3cr3t', 'the input is untouched');
 });
+
+test('credential header values set by a transform or matched on are replaced; other headers are kept', () => {
+  const out = redact({
+    transform: {
+      request: {
+        headers: {
+          remove: ['authorization'],
+          set: [
+            { name: 'authorization', value: 'Bearer sk-live' },
+            { name: 'x-tenant', value: 'acme' },
+          ],
+          add: [{ name: 'Cookie', value: 'session=1' }],
+        },
+      },
+    },
+    headers: [{ name: 'x-api-key', type: 'Exact', value: 'k' }],
+  });
+  assert.deepEqual(out, {
+    transform: {
+      request: {
+        headers: {
+          remove: ['authorization'],
+          set: [
+            { name: 'authorization', value: REDACTED },
+            { name: 'x-tenant', value: 'acme' },
+          ],
+          add: [{ name: 'Cookie', value: REDACTED }],
+        },
+      },
+    },
+    headers: [{ name: 'x-api-key', type: 'Exact', value: REDACTED }],
+  });
+});

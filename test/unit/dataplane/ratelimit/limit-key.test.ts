@@ -19,6 +19,8 @@ function ctx(over: {
     rule: { route: 'ml/chat' } as CompiledRule,
     model: over.model,
     upstreamHeaders: {},
+    path: '/',
+    hostRewrite: undefined,
     responseHeaders: undefined,
     identity: over.identity,
     clientIp: over.ip ?? '10.0.0.1',

@@ -60,6 +60,8 @@ function ctx(headers: Record<string, string>, identity?: Identity): FilterContex
     rule: { route: 'ml/chat' } as FilterContext['rule'],
     model: undefined,
     upstreamHeaders: {},
+    path: '/',
+    hostRewrite: undefined,
     responseHeaders: undefined,
     identity,
     clientIp: '10.0.0.1',
