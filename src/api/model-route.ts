@@ -4,6 +4,8 @@
  * crds/, `modelgate validate` and the compiler's admission check all derive from it.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { CacheSchema } from './cache.ts';
+import { CompositionSchema } from './composition.ts';
 import {
   AuthorizationSchema,
   AuthSchema,
@@ -381,6 +383,8 @@ export const RuleSchema = Type.Object(
     authorization: Type.Optional(AuthorizationSchema),
     validation: Type.Optional(ValidationSchema),
     transform: Type.Optional(TransformSchema),
+    composition: Type.Optional(CompositionSchema),
+    cache: Type.Optional(CacheSchema),
   },
   {
     additionalProperties: false,
@@ -388,6 +392,16 @@ export const RuleSchema = Type.Object(
       {
         rule: '!has(self.fallbackBackend) || self.backends.exists(b, b.name == self.fallbackBackend)',
         message: 'fallbackBackend must name a backend of this rule',
+        fieldPath: '.fallbackBackend',
+      },
+      {
+        rule: '!has(self.composition) || ((!has(self.composition.pipeline) || self.composition.pipeline.steps.all(s, self.backends.exists(b, b.name == s.backend))) && (!has(self.composition.fanOut) || self.composition.fanOut.branches.all(s, self.backends.exists(b, b.name == s.backend))))',
+        message: 'composition steps and branches must name backends of this rule',
+        fieldPath: '.composition',
+      },
+      {
+        rule: '!has(self.composition) || !has(self.fallbackBackend)',
+        message: 'fallbackBackend does not apply to a composed rule (each step names its backend)',
         fieldPath: '.fallbackBackend',
       },
       {
@@ -463,11 +477,20 @@ export const ModelRouteSpecSchema = Type.Object(
   },
   {
     additionalProperties: false,
-    ...cel({
-      rule: 'has(self.auth) || self.rules.all(r, !has(r.authorization))',
-      message: 'rules[].authorization needs spec.auth',
-      fieldPath: '.auth',
-    }),
+    ...cel(
+      {
+        rule: 'has(self.auth) || self.rules.all(r, !has(r.authorization))',
+        message: 'rules[].authorization needs spec.auth',
+        fieldPath: '.auth',
+      },
+      {
+        // Without a caller the key could only use the client address, which mixes the users behind
+        // one NAT; answers that are the same for everyone say so with shared: true.
+        rule: 'has(self.auth) || self.rules.all(r, !has(r.cache) || r.cache.shared)',
+        message: 'rules[].cache needs spec.auth (the caller is part of the key) unless cache.shared is true',
+        fieldPath: '.auth',
+      },
+    ),
   },
 );
 

@@ -18,6 +18,7 @@ import {
   TABLE_SCHEMA_VERSION,
 } from '../routing-table/types.ts';
 import { admit, describeErrors, identify } from './admit.ts';
+import { resolveCacheStore } from './cache.ts';
 import { placeRollouts } from './canary.ts';
 import { condition, programmedCondition, rejectedConditions } from './conditions.ts';
 import {
@@ -381,6 +382,12 @@ function compileRule(
   }
   if (rule.validation) compiled.validation = rule.validation;
   if (rule.transform) compiled.transform = rule.transform;
+  if (rule.composition) compiled.composition = rule.composition;
+  if (rule.cache) {
+    const at = `spec.rules[${rule.index}]`;
+    const problems = report.refProblems;
+    compiled.cache = resolveCacheStore(rule.cache, spec.cache!, route.namespace, secrets, at, problems);
+  }
   return compiled;
 }
 

@@ -83,17 +83,19 @@ export function compilePolicy(
   return compiled;
 }
 
-type RedisResult = { ok: true; redis: CompiledRedis } | { ok: false; message: string };
+export type RedisResult = { ok: true; redis: CompiledRedis } | { ok: false; message: string };
 
-function compileRedis(
-  ref: NonNullable<RateLimitPolicy['spec']['redis']>,
+/** A Redis connection from its Secret; also the response cache's (`at` names the field in messages). */
+export function compileRedis(
+  ref: { secretRef: { name: string }; timeout?: string },
   namespace: string,
   secrets: SecretIndex,
+  at = 'spec.redis.secretRef',
 ): RedisResult {
   const name = ref.secretRef.name;
-  const where = `spec.redis.secretRef: secret ${namespace}/${name}`;
+  const where = `${at}: secret ${namespace}/${name}`;
   const url = secretValue(secrets, namespace, name, 'url');
-  if (!url.ok) return { ok: false, message: `spec.redis.secretRef: ${url.message}` };
+  if (!url.ok) return { ok: false, message: `${at}: ${url.message}` };
   let parsed: URL;
   try {
     parsed = new URL(url.value.trim());

@@ -7,7 +7,15 @@ import type { FieldError } from '../api/cel.ts';
 import type { Match, Rule } from '../api/model-route.ts';
 import type { ModelRoute } from '../api/resources.ts';
 import { Reason } from '../api/status.ts';
-import type { CompiledMatch, CompiledTransform, CompiledValidation } from '../routing-table/types.ts';
+import type {
+  CompiledCache,
+  CompiledComposition,
+  CompiledMatch,
+  CompiledTransform,
+  CompiledValidation,
+} from '../routing-table/types.ts';
+import { compileCache } from './cache.ts';
+import { compileComposition } from './composition.ts';
 import { compileRuleFilters, type FilterProblems } from './transform.ts';
 import { parseByteSize } from './units.ts';
 
@@ -24,6 +32,9 @@ export interface RuleModel {
   matches: Omit<CompiledMatch, 'hostname'>[];
   transform?: CompiledTransform;
   validation?: CompiledValidation;
+  composition?: CompiledComposition;
+  /** Without its Redis connection, which compile.ts resolves from the Secret. */
+  cache?: CompiledCache;
 }
 
 export interface RouteModel {
@@ -134,7 +145,18 @@ export function buildRouteModel(
       rule: id,
     }));
     const filters = compileRuleFilters(rule, matches, `spec.rules[${index}]`, filterProblems);
-    return { index, name, id, spec: rule, matches, ...filters };
+    const composition = compileComposition(rule, `spec.rules[${index}]`, errors);
+    const cache = compileCache(rule, `spec.rules[${index}]`, errors);
+    return {
+      index,
+      name,
+      id,
+      spec: rule,
+      matches,
+      ...filters,
+      ...(composition && { composition }),
+      ...(cache && { cache }),
+    };
   });
   const maxRequestBodyBytes = parseByteSize(route.spec.maxRequestBodySize);
   if (!(maxRequestBodyBytes > 0) || maxRequestBodyBytes > MAX_BODY_LIMIT) {

@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { type Static, Type } from '@sinclair/typebox';
 import { ajv } from '../api/ajv.ts';
 import type { FieldError } from '../api/cel.ts';
-import { List, Str, StringEnum } from '../api/schema-helpers.ts';
+import { ByteSize, List, Str, StringEnum } from '../api/schema-helpers.ts';
 import { describeAjvError } from '../api/validate.ts';
 
 const Port = (description: string, def: number) =>
@@ -129,6 +129,20 @@ export const GatewayConfigSchema = Type.Object(
         }),
       },
       { additionalProperties: false, default: {}, description: 'OpenTelemetry spans for the proxy hop.' },
+    ),
+    cache: Type.Object(
+      {
+        maxBytes: ByteSize(
+          'Memory for the response cache of every route with store Local together; least recently used answers go first. Default 256Mi.',
+          { default: '256Mi' },
+        ),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description:
+          "The proxy's local response cache (routes' rules[].cache). One budget per proxy: the pod's memory is the operator's, not a route's.",
+      },
     ),
     stateDir: Str(4096, {
       default: './.modelgate',

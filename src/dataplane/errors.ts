@@ -48,6 +48,13 @@ export const Errors = {
   UpstreamReset: def('MG_UPSTREAM_RESET', 502, 'the upstream closed the connection before answering'),
   UpstreamProtocolError: def('MG_UPSTREAM_PROTOCOL_ERROR', 502, 'the upstream sent an invalid response'),
   UpstreamTlsError: def('MG_UPSTREAM_TLS_ERROR', 502, 'the TLS handshake with the upstream failed'),
+  PipelineStepFailed: def('MG_PIPELINE_STEP_FAILED', 502, 'a pipeline step failed'),
+  PipelineBadResponse: def(
+    'MG_PIPELINE_BAD_RESPONSE',
+    502,
+    'a pipeline step or fan-out branch answered with a body that is not JSON or is too large',
+  ),
+  FanOutFailed: def('MG_FANOUT_FAILED', 502, 'a fan-out branch failed'),
   NoHealthyUpstream: def('MG_NO_HEALTHY_UPSTREAM', 503, 'no healthy upstream endpoint is available'),
   NotReady: def('MG_NOT_READY', 503, 'the gateway has no routing table yet'),
   AuthUnavailable: def(
@@ -61,14 +68,23 @@ export const Errors = {
     'the rate limit could not be checked (its store is unreachable) and the policy fails closed',
   ),
   UpstreamTimeout: def('MG_UPSTREAM_TIMEOUT', 504, 'the upstream did not answer in time'),
+  StepTimeout: def('MG_STEP_TIMEOUT', 504, 'a pipeline step or fan-out branch did not answer in time'),
   Internal: def('MG_INTERNAL', 500, 'internal gateway error'),
 } as const satisfies Record<string, ErrorDefinition>;
 
 export type ErrorName = keyof typeof Errors;
 
+/** Extra members of an error's `error` object (a composition names the step that failed). */
+export type ErrorFields = Readonly<Record<string, string | number>>;
+
 /** The JSON body of a gateway error. */
-export function errorBody(e: ErrorDefinition, requestId: string, message = e.message): string {
-  return JSON.stringify({ error: { code: e.code, message, requestId } });
+export function errorBody(
+  e: ErrorDefinition,
+  requestId: string,
+  message = e.message,
+  fields?: ErrorFields,
+): string {
+  return JSON.stringify({ error: { code: e.code, message, requestId, ...fields } });
 }
 
 /** Sends a gateway error unless a response has already started (then the connection is cut). */
@@ -78,12 +94,13 @@ export function sendError(
   requestId: string,
   message?: string,
   extraHeaders?: Record<string, string>,
+  fields?: ErrorFields,
 ): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const body = errorBody(e, requestId, message);
+  const body = errorBody(e, requestId, message, fields);
   res.writeHead(e.status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

@@ -3,9 +3,10 @@
  * attempts. One object per request keeps allocation and closures off the hot path.
  *
  * Life of an exchange: start (normalise, route) → maybe read the body for the model → filters →
- * choose a backend → attempt (choose an endpoint, dispatch) → response streamed to the client, or
- * a retry on another endpoint while nothing has reached the client yet → complete (bookkeeping
- * exactly once, whatever happened).
+ * choose a backend (or earlier, when a filter asks: FilterContext.chooseBackend) → attempt (choose
+ * an endpoint, dispatch) → response streamed to the client, or a retry on another endpoint while
+ * nothing has reached the client yet → complete (bookkeeping exactly once, whatever happened). A
+ * filter may answer instead (a cache hit): its answer takes the response path with no upstream.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform, type TransformCallback, type Writable } from 'node:stream';
@@ -21,6 +22,7 @@ import { chooseCoding, compressedHeaders, createCompressor } from './compression
 import { isPreflight } from './cors.ts';
 import { Errors } from './errors.ts';
 import {
+  type Answer,
   type BodyTransformer,
   chainTransformers,
   type ExchangeObserver,
@@ -54,6 +56,28 @@ const NO_HASH = {};
 
 /** The span handle the no-op tracer gives out: shared, does nothing. */
 const NOOP_SPAN: HopSpan = NOOP_TRACER.startHop(undefined, { method: '', path: '' });
+
+/** The exchange a FilterContext belongs to, for chooseBackendEarly. */
+const EXCHANGE = Symbol('exchange');
+
+interface ExchangeFilterContext extends FilterContext {
+  readonly [EXCHANGE]: Exchange;
+}
+
+/** FilterContext.chooseBackend: one function for every request (no closure per request). */
+function chooseBackendEarly(this: FilterContext): RuntimeBackend | undefined {
+  return (this as ExchangeFilterContext)[EXCHANGE].chooseEarly(this);
+}
+
+/** Stands in for undici's controller when a filter's answer goes through the response path. */
+const NO_CONTROLLER: Dispatcher.DispatchController = {
+  aborted: false,
+  paused: false,
+  reason: null,
+  abort() {},
+  pause() {},
+  resume() {},
+};
 
 export class Exchange implements Dispatcher.DispatchHandler {
   readonly proxy: GatewayProxy;
@@ -91,6 +115,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private preflight = false;
   /** Filters watching the response and the end (rate limits giving back what they took). */
   private observers: ExchangeObserver[] | undefined;
+  /** The backend a filter had chosen early (chooseEarly): undefined until then, null for none. */
+  private chosen: RuntimeBackend | null | undefined;
   /** A filter's rewrite of the response body (the usage chunk the gateway asked for, removed). */
   private transform: BodyTransformer | undefined;
   /** The upstream response reached its end (not cut by an error or the client). */
@@ -120,6 +146,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private upstreamPath: string | undefined;
   /** The Host header a filter set for the upstream; wins over the client's and a URL backend's. */
   private hostRewrite: string | undefined;
+  /** The method of the last pipeline step (continueWith); undefined: the client's. */
+  private upstreamMethod: string | undefined;
   /** Where response bytes go: the client response, or a compressor in front of it. */
   private sink: Writable | undefined;
 
@@ -344,7 +372,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
   }
 
   private runFilters(rule: RuntimeRule, headers: OutgoingHeaders, body: Buffer | undefined): void {
-    const ctx: FilterContext = {
+    const ctx: ExchangeFilterContext = {
       req: this.req,
       res: this.res,
       requestId: this.requestId,
@@ -358,6 +386,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       clientIp: this.clientIp,
       body,
       observers: undefined,
+      chooseBackend: chooseBackendEarly,
+      [EXCHANGE]: this,
     };
     const outcome = rule.filters!(ctx);
     if (outcome instanceof Promise) {
@@ -385,6 +415,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
     if (this.done) {
       // The client left while a filter was deciding (a queued request): settle what was taken.
       this.notifyEnd();
+      return;
+    }
+    if (outcome && 'answer' in outcome) {
+      this.identity = ctx.identity;
+      this.serveAnswer(outcome.answer, ctx.responseHeaders);
       return;
     }
     if (outcome) {
@@ -428,6 +463,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
         ? { ...responseHeaders, ...this.corsHeaders }
         : (responseHeaders ?? this.corsHeaders);
     this.watchClient();
+    if (rule.composition) {
+      // A pipeline or fan-out (compose/): its calls run instead of the backend choice.
+      rule.composition.run(this, headers, body);
+      return;
+    }
     if (isGrpc(req)) this.startDeadline();
     if (body !== undefined) {
       this.replayBody = body.length > 0 ? body : null;
@@ -458,14 +498,38 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.chooseBackend(rule);
   }
 
+  /**
+   * A filter answered (a cache hit): the answer goes to the client as an upstream answer would,
+   * through the response side (observers, transforms, the filters' headers, CORS, compression).
+   * No backend is recorded: request metrics and rollout counters are about backends.
+   */
+  private serveAnswer(answer: Answer['answer'], responseHeaders: OutgoingHeaders | undefined): void {
+    this.extraResponseHeaders =
+      this.corsHeaders && responseHeaders
+        ? { ...responseHeaders, ...this.corsHeaders }
+        : (responseHeaders ?? this.corsHeaders);
+    this.sentAt = this.proxy.now();
+    this.onResponseStart(NO_CONTROLLER, answer.status, answer.headers);
+    if (answer.body.length > 0) this.onResponseData(NO_CONTROLLER, answer.body);
+    this.onResponseEnd(NO_CONTROLLER, {});
+  }
+
+  /** FilterContext.chooseBackend: the choice made now, with the caller known so far, and kept. */
+  chooseEarly(ctx: FilterContext): RuntimeBackend | undefined {
+    if (this.chosen === undefined) this.chosen = this.pickBackend(this.rule!, ctx.identity?.consumer) ?? null;
+    return this.chosen ?? undefined;
+  }
+
+  private pickBackend(rule: RuntimeRule, consumer: string | undefined): RuntimeBackend | undefined {
+    const backend = this.table!.pickBackend(rule, this.proxy.random);
+    if (!rule.canary) return backend;
+    return rule.canary.choose({ host: this.host, headers: this.req.headers, consumer }, backend);
+  }
+
   private chooseBackend(rule: RuntimeRule): void {
-    let backend = this.table!.pickBackend(rule, this.proxy.random);
-    if (rule.canary) {
-      backend = rule.canary.choose(
-        { host: this.host, headers: this.req.headers, consumer: this.identity?.consumer },
-        backend,
-      );
-    }
+    const chosen = this.chosen;
+    const backend =
+      chosen === undefined ? this.pickBackend(rule, this.identity?.consumer) : (chosen ?? undefined);
     if (!backend) {
       this.proxy.fail(this, Errors.NoHealthyUpstream, 'every backend of this route has weight 0');
       return;
@@ -519,7 +583,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     pool.dispatch(
       {
         path: (this.upstreamPath ?? this.path) + this.query,
-        method: (req.method ?? 'GET') as Dispatcher.HttpMethod,
+        method: (this.upstreamMethod ?? req.method ?? 'GET') as Dispatcher.HttpMethod,
         headers: backend.credentials ? withCredentials(headers, backend.credentials) : headers,
         body: this.streamBody ?? this.replayBody,
         headersTimeout: deadline === undefined ? t.firstByteMs : Math.min(t.firstByteMs, deadline),
@@ -655,6 +719,57 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.clientAborted = true;
     this.status = 499;
     this.complete();
+  }
+
+  // --- composition (compose/composition.ts) ---
+
+  /** What a composition's calls inherit: the upstream path (after a rewrite) and the Host rules. */
+  upstreamTarget(): { path: string; hostRewrite: string | undefined; authority: string | undefined } {
+    return { path: this.upstreamPath ?? this.path, hostRewrite: this.hostRewrite, authority: this.authority };
+  }
+
+  /**
+   * The last pipeline step: sent as this request's upstream call, so its answer streams to the
+   * client and is transformed, counted and logged as any answer, under `backend`. `path` carries
+   * its own query; `firstByteMs` (the step's timeout) shortens the rule's first-byte timeout.
+   */
+  continueWith(
+    backend: RuntimeBackend,
+    call: {
+      method: string;
+      path: string;
+      headers: OutgoingHeaders;
+      body: Buffer | null;
+      firstByteMs: number | undefined;
+    },
+    observer: ExchangeObserver,
+  ): void {
+    if (this.done) return;
+    this.backend = backend;
+    this.headers = call.headers;
+    this.replayBody = call.body;
+    this.upstreamMethod = call.method;
+    this.upstreamPath = call.path;
+    this.query = '';
+    this.deadlineMs = call.firstByteMs;
+    if (this.observers) this.observers.push(observer);
+    else this.observers = [observer];
+    this.attempt();
+  }
+
+  /**
+   * A body the composition made (a fan-out's merged answer), counted under `backend`: it goes
+   * through the response side as an upstream's 200 would (observers, response transforms, the
+   * filters' headers, CORS, compression). `startedAt`: when its calls started, for the ttfb.
+   */
+  respondComposed(backend: RuntimeBackend, body: Buffer, startedAt: number): void {
+    if (this.done) return;
+    this.backend = backend;
+    this.sentAt = startedAt;
+    const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
+    this.onResponseStart(NO_CONTROLLER, 200, headers);
+    this.onResponseData(NO_CONTROLLER, body);
+    this.onResponseEnd(NO_CONTROLLER, {});
   }
 
   // --- undici dispatch handler ---
@@ -875,6 +990,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       responseStarted: started,
       clientAborted: this.clientAborted,
       incomplete: started && !this.responseEnded,
+      backend: this.backend?.name,
     };
     for (const o of observers) {
       try {
@@ -915,7 +1031,7 @@ export function headerString(v: string | string[] | undefined): string | undefin
  * credentials are removed (they belong to the gateway's auth, not to the hosted API) and the
  * backend's is set. A copy, because a retry may go to a backend without one.
  */
-function withCredentials(
+export function withCredentials(
   headers: OutgoingHeaders,
   c: { header: string; headerValue: string },
 ): OutgoingHeaders {
@@ -927,7 +1043,10 @@ function withCredentials(
   return out;
 }
 
-function hashKeyOf(req: IncomingMessage, on: { header?: string; cookie?: string }): string | undefined {
+export function hashKeyOf(
+  req: IncomingMessage,
+  on: { header?: string; cookie?: string },
+): string | undefined {
   if (on.header !== undefined) return headerString(req.headers[on.header]);
   const cookies = req.headers.cookie;
   if (!cookies || on.cookie === undefined) return undefined;

@@ -24,9 +24,10 @@ import { AuthFilterFactory } from './auth/auth-filter.ts';
 import type { IntrospectionRequest } from './auth/introspection.ts';
 import { JwksRegistry } from './auth/jwks-cache.ts';
 import type { Clock, EndpointState, Random } from './balancers/index.ts';
+import { CacheFilterFactory } from './cache/cache-filter.ts';
 import { RolloutStats } from './canary/rollout-stats.ts';
 import { EndpointRegistry } from './endpoint-registry.ts';
-import { type ErrorDefinition, sendError } from './errors.ts';
+import { type ErrorDefinition, type ErrorFields, sendError } from './errors.ts';
 import { Exchange } from './exchange.ts';
 import type { FilterFactory } from './filters/filter.ts';
 import { isGrpc, sendGrpcError } from './grpc.ts';
@@ -62,6 +63,8 @@ export interface ProxyOptions {
   jwks?: JwksRegistry;
   /** Introspection transport (tests). */
   introspectionRequest?: IntrospectionRequest;
+  /** The local response cache's budget in bytes (GatewayConfig cache.maxBytes); default 256 MiB. */
+  cacheMaxBytes?: number;
 }
 
 export type ApplyResult = { ok: true } | { ok: false; reason: string };
@@ -109,8 +112,9 @@ export class GatewayProxy {
     // Authentication runs first: nothing else (limits, caches) spends work on an unknown caller.
     // Validation next, on the body as the client sent it: a request it refuses spends no quota
     // and takes no queue place (Kong orders its request-validator before rate limiting too).
-    // Rate limits then, keyed by who the caller is and what it sent; transforms last, so what
-    // they change is what the upstream gets.
+    // Rate limits then, keyed by who the caller is and what it sent; transforms, so what they
+    // change is what the upstream gets. The response cache last: its key is what the upstream
+    // would receive, and a hit has been authenticated, validated and counted like any request.
     this.filters = [
       new AuthFilterFactory({
         jwks: this.jwks,
@@ -126,6 +130,12 @@ export class GatewayProxy {
         proxies: () => this.proxyCount,
       }),
       new TransformFilterFactory(this.metrics),
+      new CacheFilterFactory({
+        metrics: this.metrics,
+        logger: this.logger,
+        now: opts.wallClock ?? Date.now,
+        ...(opts.cacheMaxBytes !== undefined ? { maxBytes: opts.cacheMaxBytes } : {}),
+      }),
       ...(opts.filters ?? []),
     ];
     this.proto = opts.proto ?? 'http';
@@ -302,7 +312,13 @@ export class GatewayProxy {
   }
 
   /** For Exchange: one place that answers with a gateway error, counts and logs it. */
-  fail(ex: Exchange, e: ErrorDefinition, message?: string, headers?: Record<string, string>): void {
+  fail(
+    ex: Exchange,
+    e: ErrorDefinition,
+    message?: string,
+    headers?: Record<string, string>,
+    fields?: ErrorFields,
+  ): void {
     this.metrics.gatewayError(e.code);
     ex.code = e.code;
     ex.status = e.status;
@@ -310,7 +326,7 @@ export class GatewayProxy {
     else {
       // A page may read the gateway's own errors (a 401 above all) when its origin is allowed.
       const extra = ex.corsHeaders ? { ...ex.corsHeaders, ...headers } : headers;
-      sendError(ex.res, e, ex.requestId, message, extra as Record<string, string> | undefined);
+      sendError(ex.res, e, ex.requestId, message, extra as Record<string, string> | undefined, fields);
     }
     ex.complete();
   }

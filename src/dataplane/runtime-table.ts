@@ -23,6 +23,7 @@ import {
 } from './balancers/index.ts';
 import { CanaryChoice } from './canary/canary-choice.ts';
 import { Mirror } from './canary/mirror.ts';
+import { Composition } from './compose/composition.ts';
 import { CorsPolicy } from './cors.ts';
 import type { EndpointRegistry } from './endpoint-registry.ts';
 import { buildChain, type FilterChain, type FilterFactory } from './filters/filter.ts';
@@ -80,6 +81,8 @@ export interface RuntimeRule {
   readonly canary: CanaryChoice | undefined;
   /** Copies of stable's requests to the canary, when the rollout mirrors. */
   readonly mirror: Mirror | undefined;
+  /** The rule's pipeline or fan-out, when it is composed: it runs instead of the backend choice. */
+  readonly composition: Composition | undefined;
 }
 
 /** A histogram child created on the first observation: 10,000 idle routes cost no buckets. */
@@ -216,6 +219,9 @@ export class RuntimeTable {
       cors: rule.cors ? new CorsPolicy(rule.cors) : undefined,
       canary: canaryOf(rule, backends),
       mirror: rule.canary?.mirror ? this.mirrorFor(rule, deps) : undefined,
+      composition: rule.composition
+        ? new Composition(rule, rule.composition, backends, deps.metrics)
+        : undefined,
     };
   }
 

@@ -46,6 +46,11 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
     return;
   }
   const rule = r.match.rule;
+  if (rule.composition) {
+    // A pipeline or fan-out answers with JSON; there is no one upstream to tunnel to.
+    refuse(Errors.BadRequest, 'this route composes several calls and does not take WebSocket upgrades');
+    return;
+  }
   const trace = traceparentFor(req.headers.traceparent);
   const peer = req.socket.remoteAddress ?? '';
   const headers = upstreamRequestHeaders(req.headers, {
@@ -177,7 +182,8 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
     observers = ctx.observers;
     upstreamPath = ctx.path;
     hostRewrite = ctx.hostRewrite;
-    if (o) {
+    // A filter's own answer (a cache hit) never happens here: the cache passes upgrades by.
+    if (o && 'error' in o) {
       notifyEnd(o.error.status);
       proxy.metrics.gatewayError(o.error.code);
       rejectUpgradeWith(socket, o.error, requestId, o.message);

@@ -108,6 +108,16 @@ export class ProxyMetrics {
     'JSON bodies a rule would transform but passed unchanged, by route, direction (request, response) and reason (streamed, too_large, not_json, encoded).',
     ['route', 'direction', 'reason'],
   );
+  readonly compositionSteps = new CounterFamily(
+    'modelgate_composition_steps_total',
+    'Pipeline steps and fan-out branches, by route, rule, step and result (1xx..5xx: the class of the upstream answer; timeout, upstream_error, no_endpoint, bad_response, cancelled).',
+    ['route', 'rule', 'step', 'result'],
+  );
+  readonly compositionStepDuration = new HistogramFamily(
+    'modelgate_composition_step_duration_seconds',
+    'Time a pipeline step or fan-out branch took, retries included (the last pipeline step: to the end of its answer), by route, rule and step.',
+    ['route', 'rule', 'step'],
+  );
   readonly tableInfo = new GaugeFamily('modelgate_table_info', 'The routing table in use (value 1).', [
     'hash',
     'version',
@@ -146,6 +156,8 @@ export class ProxyMetrics {
       this.mirrored,
       this.validationFailures,
       this.transformSkipped,
+      this.compositionSteps,
+      this.compositionStepDuration,
       this.tableInfo,
       this.tableSwaps,
       this.tableRejected,
@@ -187,6 +199,8 @@ export class ProxyMetrics {
       this.mirrored,
       this.validationFailures,
       this.transformSkipped,
+      this.compositionSteps,
+      this.compositionStepDuration,
     ];
   }
 

@@ -41,6 +41,8 @@ export interface ProxyRoleOptions {
   reportIntervalMs?: number;
   logger?: Logger;
   tracing?: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
+  /** The local response cache's budget in bytes (GatewayConfig cache.maxBytes). */
+  cacheMaxBytes?: number;
 }
 
 export interface ProxyRole {
@@ -85,7 +87,12 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
     sampleRatio: opts.tracing?.sampleRatio,
     serviceName: opts.tracing?.serviceName,
   });
-  const proxy = new GatewayProxy({ logger, tracer, trustedProxies: opts.trustedProxies });
+  const proxy = new GatewayProxy({
+    logger,
+    tracer,
+    trustedProxies: opts.trustedProxies,
+    ...(opts.cacheMaxBytes !== undefined ? { cacheMaxBytes: opts.cacheMaxBytes } : {}),
+  });
   const push = new PushClient({
     proxyId: opts.proxyId,
     controllers: controllerResolver(opts.controllers),

@@ -38,6 +38,8 @@ export interface StandaloneOptions {
   /** Debounce of file events, ms (tests shorten it). */
   debounceMs?: number;
   tracing?: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
+  /** The local response cache's budget in bytes (GatewayConfig cache.maxBytes). */
+  cacheMaxBytes?: number;
   /**
    * Where rollout state is kept (`rollouts.json`), so a restart resumes each CanaryRollout where it
    * was. Without it the state lasts as long as the process.
@@ -102,7 +104,12 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     serviceName: opts.tracing?.serviceName,
     onError: (err) => logger.warn({ err: String(err) }, 'span export failed'),
   });
-  const proxy = new GatewayProxy({ logger, tracer, trustedProxies: opts.trustedProxies });
+  const proxy = new GatewayProxy({
+    logger,
+    tracer,
+    trustedProxies: opts.trustedProxies,
+    ...(opts.cacheMaxBytes !== undefined ? { cacheMaxBytes: opts.cacheMaxBytes } : {}),
+  });
   const lastGood = new LastGood();
   let statuses: ResourceStatus[] = [];
   let generation = 0;

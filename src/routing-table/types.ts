@@ -6,6 +6,12 @@
  * part hashes. Versions (leader term, sequence) are assigned by whoever pushes the table, not here.
  */
 
+import type { CompiledCache } from './cache.ts';
+import type { CompiledComposition } from './composition.ts';
+
+export type * from './cache.ts';
+export type * from './composition.ts';
+
 /**
  * Bumped on any incompatible change of this file's shapes. A proxy refuses a table whose
  * schemaVersion it does not know; a controller can keep emitting an older version for older proxies.
@@ -205,6 +211,10 @@ export interface CompiledRule {
   validation?: CompiledValidation;
   /** Request and response rewrites; absent when the rule has none. */
   transform?: CompiledTransform;
+  /** A pipeline or fan-out over this rule's backends (their weights then do not apply). */
+  composition?: CompiledComposition;
+  /** The rule's response cache; absent when it has none. */
+  cache?: CompiledCache;
 }
 
 export interface CompiledValidation {

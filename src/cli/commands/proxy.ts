@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { parseByteSize } from '../../compiler/units.ts';
 import { startProxyRole } from '../../roles/proxy.ts';
 import { servingSettings, untilSignalled } from '../serving.ts';
 import { UsageError } from '../usage-error.ts';
@@ -83,6 +84,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     trustedProxies: serving.config.trustedProxies.cidrs,
     pushCa: values['push-ca-file'] ? readFileSync(values['push-ca-file'], 'utf8') : undefined,
     tracing: serving.tracing,
+    cacheMaxBytes: parseByteSize(serving.config.cache.maxBytes),
   });
   return untilSignalled((signal) => {
     role.proxy.logger.info({ signal }, 'shutting down');

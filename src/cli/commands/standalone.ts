@@ -2,6 +2,7 @@
  * `modelgate standalone -f DIR`: the whole gateway in one process, from YAML files.
  */
 import { parseArgs } from 'node:util';
+import { parseByteSize } from '../../compiler/units.ts';
 import { startStandalone } from '../../roles/standalone.ts';
 import { servingSettings, untilSignalled } from '../serving.ts';
 import { UsageError } from '../usage-error.ts';
@@ -65,6 +66,7 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
     admin: serving.admin,
     trustedProxies: serving.config.trustedProxies.cidrs,
     tracing: serving.tracing,
+    cacheMaxBytes: parseByteSize(serving.config.cache.maxBytes),
     stateDir: values['state-dir'] ?? process.env.MODELGATE_STATE_DIR ?? serving.config.stateDir,
   });
   return untilSignalled((signal) => {

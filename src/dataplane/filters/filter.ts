@@ -50,6 +50,20 @@ export interface FilterContext {
   body: Buffer | undefined;
   /** Filters that must see the response or the end of the exchange add themselves here. */
   observers: ExchangeObserver[] | undefined;
+  /**
+   * The backend the request will go to, chosen now instead of after the filters (the weighted
+   * pick, then the rollout's preview, override and stickiness, with the identity known so far) and
+   * kept: the exchange then sends the request there, or to the rule's fallbackBackend when it has
+   * no endpoint. Undefined when every weight is 0. Call it as `ctx.chooseBackend()`. Absent where
+   * no backend is chosen per request (WebSocket upgrades). The cache keys on its model revision.
+   */
+  chooseBackend?(): ChosenBackend | undefined;
+}
+
+/** What a filter learns of the backend chosen for a request. */
+export interface ChosenBackend {
+  readonly name: string;
+  readonly modelRevision: string | undefined;
 }
 
 /** Rewrites a response body on its way to the client (one chunk at a time). */
@@ -98,6 +112,8 @@ export interface ExchangeEnd {
   readonly clientAborted: boolean;
   /** The response was cut before its end (client gone, upstream error mid-body). */
   readonly incomplete: boolean;
+  /** Name of the backend of the last upstream attempt; absent when none was made. */
+  readonly backend?: string;
 }
 
 /**
@@ -125,7 +141,22 @@ export interface Rejection {
   headers?: Record<string, string>;
 }
 
-export type FilterOutcome = Rejection | undefined;
+/**
+ * A filter's own answer (a cache hit): the gateway sends it instead of going upstream. It reaches
+ * the client as an upstream answer would: the response side of the chain (observers, response
+ * transforms, the filters' responseHeaders, CORS headers, compression) applies to it.
+ */
+export interface Answer {
+  answer: {
+    /** Below 500: the response path would take a 5xx for an upstream failure to retry. */
+    status: number;
+    /** As an upstream would send them; hop-by-hop headers are dropped, as for upstream answers. */
+    headers: Record<string, string | string[]>;
+    body: Buffer;
+  };
+}
+
+export type FilterOutcome = Rejection | Answer | undefined;
 
 export interface Filter {
   readonly name: string;

@@ -48,9 +48,9 @@ function setMember(obj: Record<string, Json>, key: string, value: Json): void {
 }
 
 /** The value at `path`, or `missing`. */
-const missing = Symbol('missing');
+export const missing = Symbol('missing');
 
-function getAt(doc: Json, path: readonly string[], length = path.length): Json | typeof missing {
+export function getAt(doc: Json, path: readonly string[], length = path.length): Json | typeof missing {
   let cur: Json = doc;
   for (let i = 0; i < length; i++) {
     if (!isContainer(cur)) return missing;
@@ -68,7 +68,7 @@ function getAt(doc: Json, path: readonly string[], length = path.length): Json |
 }
 
 /** Puts `value` at `path` (non-empty) under Set's rules; false when it cannot. */
-function putAt(doc: Json, path: readonly string[], value: Json): boolean {
+export function putAt(doc: Json, path: readonly string[], value: Json): boolean {
   let cur: Json = doc;
   for (let i = 0; i < path.length - 1; i++) {
     const token = path[i]!;

@@ -8,6 +8,7 @@
  * TokenBucket), which runs before the rules as in the API server.
  */
 import { API_VERSION, type CustomResource } from '../../../src/api/resources.ts';
+import { CACHE_CEL_FIXTURES } from './cache-cel-fixtures.ts';
 
 type Json = Record<string, unknown>;
 
@@ -61,6 +62,15 @@ const pathRewrite = (path: Json, extra: Json = {}): Json =>
   transformed({ request: { urlRewrite: { path } } }, extra);
 const bodyOps = (direction: 'request' | 'response', ...ops: Json[]): Json =>
   transformed({ [direction]: { body: ops } });
+const composed = (composition: Json, extra: Json = {}): Json =>
+  modelRoute(rule({ backends: [backend('tok'), backend('llm')], composition, ...extra }));
+const step = (name: string, backendName = 'tok', extra: Json = {}): Json => ({
+  name,
+  backend: backendName,
+  ...extra,
+});
+const pipeline = (...steps: Json[]): Json => ({ pipeline: { steps } });
+const fanOut = (...branches: Json[]): Json => ({ fanOut: { branches } });
 
 /** The five rules of a JSON body operation, once per direction (each location has its own messages). */
 function bodyOpFixtures(direction: 'request' | 'response'): CelFixture[] {
@@ -570,6 +580,111 @@ export const CEL_FIXTURES: CelFixture[] = [
   ...bodyOpFixtures('request'),
   ...bodyOpFixtures('response'),
   {
+    kind: 'ModelRoute',
+    rule: 'set exactly one of pipeline or fanOut',
+    valid: [composed(pipeline(step('a'))), composed(fanOut(step('a')))],
+    invalid: [
+      {
+        resource: composed({}),
+        path: 'spec.rules[0].composition',
+        message: 'set exactly one of pipeline or fanOut',
+      },
+      {
+        resource: composed({ ...pipeline(step('a')), ...fanOut(step('b')) }),
+        path: 'spec.rules[0].composition',
+        message: 'set exactly one of pipeline or fanOut',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'step names must be unique',
+    valid: [composed(pipeline(step('a'), step('b', 'llm'), step('c')))],
+    invalid: [
+      {
+        resource: composed(pipeline(step('a'), step('a', 'llm'))),
+        path: 'spec.rules[0].composition.pipeline.steps',
+        message: 'step names must be unique',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'branch names must be unique',
+    valid: [composed(fanOut(step('a'), step('b'), step('c', 'llm')))],
+    invalid: [
+      {
+        resource: composed(fanOut(step('a'), step('b'), step('b', 'llm'))),
+        path: 'spec.rules[0].composition.fanOut.branches',
+        message: 'branch names must be unique',
+      },
+    ],
+  },
+  ...(['step', 'branch'] as const).map(
+    (what): CelFixture => ({
+      kind: 'ModelRoute',
+      rule: `${what} request: set exactly one of from or value`,
+      valid: [
+        composed(
+          (what === 'step' ? pipeline : fanOut)(
+            step('a', 'tok', {
+              request: [
+                { from: '$request/text', to: '/input' },
+                { value: { top_k: 1 }, to: '/options' },
+              ],
+            }),
+          ),
+        ),
+      ],
+      invalid: [
+        [{ to: '/input' }, 'neither'],
+        [{ from: '/a', value: 1, to: '/input' }, 'both'],
+      ].map(([mapping, note]) => ({
+        note: note as string,
+        resource: composed(
+          (what === 'step' ? pipeline : fanOut)(
+            step('a', 'tok', { request: [{ from: '/ok', to: '/ok' }, mapping] }),
+          ),
+        ),
+        path: `spec.rules[0].composition.${what === 'step' ? 'pipeline.steps' : 'fanOut.branches'}[0].request[1]`,
+        message: `${what} request: set exactly one of from or value`,
+      })),
+    }),
+  ),
+  {
+    kind: 'ModelRoute',
+    rule: 'composition steps and branches must name backends of this rule',
+    valid: [composed(pipeline(step('a', 'tok'), step('b', 'llm'))), composed(fanOut(step('a', 'llm')))],
+    invalid: [
+      {
+        resource: composed(pipeline(step('a', 'tok'), step('b', 'gpt'))),
+        path: 'spec.rules[0].composition',
+        message: 'composition steps and branches must name backends of this rule',
+      },
+      {
+        resource: composed(fanOut(step('a', 'gpt'))),
+        path: 'spec.rules[0].composition',
+        message: 'composition steps and branches must name backends of this rule',
+      },
+    ],
+  },
+  {
+    kind: 'ModelRoute',
+    rule: 'fallbackBackend does not apply to a composed rule (each step names its backend)',
+    valid: [
+      modelRoute(
+        rule({ backends: [backend('big'), backend('small', { weight: 0 })], fallbackBackend: 'small' }),
+      ),
+    ],
+    invalid: [
+      {
+        resource: composed(pipeline(step('a')), { fallbackBackend: 'llm' }),
+        path: 'spec.rules[0].fallbackBackend',
+        message: 'fallbackBackend does not apply to a composed rule (each step names its backend)',
+      },
+    ],
+  },
+  {
     kind: 'RateLimitPolicy',
     rule: 'limit names must be unique',
     valid: [policy({ limits: [limit('per-consumer'), limit('per-ip', { key: [{ type: 'ClientIP' }] })] })],
@@ -889,4 +1004,5 @@ export const CEL_FIXTURES: CelFixture[] = [
       },
     ],
   },
+  ...CACHE_CEL_FIXTURES,
 ];

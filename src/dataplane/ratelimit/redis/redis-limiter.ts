@@ -69,6 +69,8 @@ export interface RedisLimiterOptions {
   autoPipelining?: boolean;
   /** Called on every state change. */
   onStateChange?: (state: RedisLimiterState) => void;
+  /** CLIENT SETNAME of the connection (default modelgate-ratelimit). */
+  connectionName?: string;
 }
 
 /**
@@ -183,7 +185,7 @@ export class RedisLimiter {
       autoResendUnfulfilledCommands: false,
       // Nothing here needs RESP3; RESP2 works through every proxy and managed offering.
       protocol: 2,
-      connectionName: 'modelgate-ratelimit',
+      connectionName: opts.connectionName ?? 'modelgate-ratelimit',
       disableClientInfo: true,
     };
     if (username !== undefined) common.username = username;
@@ -313,6 +315,20 @@ export class RedisLimiter {
     await this.#run('adjust', (s) =>
       s.mgRateLimitAdjust(c.key, now, ALGORITHM_CODES[c.algorithm], c.amount, c.periodMs, c.burst, delta),
     );
+  }
+
+  /**
+   * GET as bytes, null when the key is absent. The response cache's lookup; it fails as take()
+   * does (fast, RedisUnavailableError), so a cache can treat a failure as a miss.
+   */
+  async getBuffer(key: string): Promise<Buffer | null> {
+    return (await this.#run('get', () => this.#client.getBuffer(key))) as Buffer | null;
+  }
+
+  /** SET with an expiry in ms (PX): the response cache's store. Fails as take() does. */
+  async setBuffer(key: string, value: Buffer, ttlMs: number): Promise<void> {
+    const px = Math.max(1, Math.ceil(ttlMs));
+    await this.#run('set', () => this.#client.set(key, value, 'PX', px));
   }
 
   /** Closes the connection (pending calls may reject); the limiter cannot be used again. */
