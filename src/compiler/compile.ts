@@ -6,6 +6,7 @@
 import type { ClusterState } from '../api/cluster-state.ts';
 import type { ModelRoute } from '../api/resources.ts';
 import { ConditionType, Reason } from '../api/status.ts';
+import { featuresOf } from '../routing-table/features.ts';
 import { hashRoutesPart, sortKeys, tableHash } from '../routing-table/hash.ts';
 import {
   type CompiledAuth,
@@ -219,6 +220,7 @@ export function compile(state: ClusterState): CompileResult {
 
   const liveMatches = matches.filter((m) => accepted.has(m.rule.slice(0, m.rule.lastIndexOf('/'))));
   const models = [...new Set(liveMatches.flatMap((m) => (m.model ? [m.model.value] : [])))].sort(compareText);
+  const features = featuresOf({ rules });
   const routesPart = hashRoutesPart({
     rules,
     matches: liveMatches,
@@ -227,6 +229,7 @@ export function compile(state: ClusterState): CompileResult {
     // Only when used, so tables without them keep their shape (and hash).
     ...(auth.length > 0 ? { auth } : {}),
     ...(tls.length > 0 ? { tls } : {}),
+    ...(features.length > 0 ? { features } : {}),
   });
   const sortedEndpoints = sortKeys(endpoints);
   return {

@@ -19,6 +19,7 @@ import { createLogger } from '../observability/logger.ts';
 import { CallbackFamily } from '../observability/metric-families.ts';
 import { ProxyMetrics } from '../observability/proxy-metrics.ts';
 import { NOOP_TRACER, type Tracer } from '../observability/tracing.ts';
+import { unknownFeatures } from '../routing-table/features.ts';
 import { type CompiledRule, type RoutingTable, TABLE_SCHEMA_VERSION } from '../routing-table/types.ts';
 import { AuthFilterFactory } from './auth/auth-filter.ts';
 import type { IntrospectionRequest } from './auth/introspection.ts';
@@ -209,6 +210,12 @@ export class GatewayProxy {
     if (table.schemaVersion !== TABLE_SCHEMA_VERSION) {
       return this.reject(
         `table schema version ${table.schemaVersion} is not supported (this proxy speaks ${TABLE_SCHEMA_VERSION})`,
+      );
+    }
+    const missing = unknownFeatures(table.routes.features);
+    if (missing.length > 0) {
+      return this.reject(
+        `table needs ${missing.join(', ')}, which this proxy does not implement (upgrade the proxy)`,
       );
     }
     let runtime: RuntimeTable;

@@ -46,6 +46,11 @@ export interface RoutesPart {
   auth?: CompiledAuth[];
   /** Certificates for HTTPS listeners, sorted by route; absent when no route terminates TLS. */
   tls?: CompiledTlsCertificate[];
+  /**
+   * Optional capabilities the rules use (features.ts), sorted; a proxy refuses a table naming one
+   * it does not implement. Absent when none is used.
+   */
+  features?: string[];
 }
 
 /** How a credential is read: `authorization` with the Bearer scheme, any other header bare. */
