@@ -53,5 +53,5 @@ test('a proxy refuses a table needing a feature it does not implement and keeps 
     (result as { reason: string }).reason,
     /table needs teleport, which this proxy does not implement/,
   );
-  assert.equal(proxy.current?.version, 'v1');
+  assert.equal(proxy.table?.version, 'v1');
 });
