@@ -17,14 +17,35 @@
  * CPU is process.cpuUsage (user + system) per request; wall is elapsed time per request. Each
  * figure is the median of 3 runs; a run stops at its count or its time bound.
  *
- *   node bench/kserve.ts           small: 50,000 requests per run, large: 100
- *   node bench/kserve.ts --quick   small: 5,000, large: 10, ≤ ~3 s in all
+ * End to end (needs wrk; the gateway pinned to one core, wrk and the upstream on the other): the
+ * gateway's CPU per request, from /proc, for a v2 REST inference POST of an FP32 [1, N] tensor
+ * (N = 16, and 1,024 unless --quick) through three routes whose upstreams answer the same
+ * precomputed reply (bench/lib/kserve-upstream.ts):
+ *
+ *   http        a plain route to an HTTP/1.1 upstream answering the REST JSON reply;
+ *   h2c         the same to an HTTP/2 (h2c) upstream: the gateway's HTTP/2 client without translation;
+ *   translated  `translation: {kserveV2: {}}` to a gRPC upstream answering the ModelInferResponse.
+ *
+ * `translated − h2c` is the translation's own CPU (JSON in, protobuf out and back, the buffered
+ * call); `translated − http` is what a client pays for reaching a gRPC server over REST through
+ * the gateway rather than an HTTP/1.1 server that speaks REST itself.
+ *
+ *   node bench/kserve.ts           small: 50,000 requests per run, large: 100; end to end 10 s per case
+ *   node bench/kserve.ts --quick   small: 5,000, large: 10 (≤ ~3 s); end to end N = 16, 2 s per case
  */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Pool } from 'undici';
 import { encodeFramed } from '../src/dataplane/kserve/grpc-frame.ts';
 import { encodeModelInferResponse, type ModelInferResponse } from '../src/dataplane/kserve/messages.ts';
 import { translateRequest, translateResponse } from '../src/dataplane/kserve/rest-json.ts';
 import type { KServeOp } from '../src/dataplane/kserve/rest-routes.ts';
+import { startNodeChild } from './lib/node-child.ts';
+import { allowedCpus, clockTicksPerSecond, cpuTicks, installCleanup, tempDir, which } from './lib/procs.ts';
+import { compileYaml } from './lib/routes.ts';
+import { runWrk } from './lib/wrk.ts';
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const QUICK = values.quick;
@@ -156,11 +177,116 @@ function benchCase(shape: number[], count: number, variants: number) {
   };
 }
 
+const UPSTREAM = fileURLToPath(new URL('./lib/kserve-upstream.ts', import.meta.url));
+const E2E_SECONDS = QUICK ? 2 : 10;
+
+interface EndToEnd {
+  cpuUsPerRequest: number;
+  requestsPerSecond: number;
+  nonOk: number;
+}
+
+/**
+ * Warm-up requests that all run to their end. wrk stops by closing its connections with requests
+ * in flight, and on Node 24 an HTTP/2 upstream session whose in-flight streams are cancelled while
+ * a body of more than one DATA frame is being written can leave the gateway spinning in
+ * Http2Session::SendPendingData (seen with 19 KB bodies): a warm-up by wrk would
+ * then skew the measured run. The measured run's own ending does not matter (CPU is read first).
+ */
+async function warmUp(url: string, body: string): Promise<void> {
+  const pool = new Pool(new URL(url).origin, { connections: 16 });
+  const path = new URL(url).pathname;
+  try {
+    const worker = async () => {
+      for (let i = 0; i < 250; i++) {
+        const r = await pool.request({
+          method: 'POST',
+          path,
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        await r.body.dump();
+        if (r.statusCode !== 200) throw new Error(`warm-up: ${r.statusCode}`);
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+  } finally {
+    await pool.close();
+  }
+}
+
+async function endToEnd(): Promise<Record<string, unknown>> {
+  const wrk = which('wrk');
+  if (!wrk) return { skipped: 'wrk not found' };
+  installCleanup();
+  const cpus = allowedCpus();
+  const canPin = cpus.length >= 2 && which('taskset') !== undefined;
+  const loadCpu = canPin ? cpus[0] : undefined;
+  const proxyCpu = canPin ? cpus[1] : undefined;
+  const clk = clockTicksPerSecond();
+  const dir = tempDir('mg-bench-kserve-');
+  const out: Record<string, unknown> = { pinned: canPin, seconds: E2E_SECONDS };
+  for (const n of QUICK ? [16] : [16, 1024]) {
+    const body = JSON.stringify({
+      id: 'bench',
+      inputs: [{ name: 'data', datatype: 'FP32', shape: [1, n], data: Array.from(tensor(n, 1)) }],
+    });
+    const script = path.join(dir, `post-${n}.lua`);
+    writeFileSync(
+      script,
+      `wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = [==[${body}]==]\n`,
+    );
+    const cases: Record<string, EndToEnd> = {};
+    for (const name of ['http', 'h2c', 'translated'] as const) {
+      const protocol = name === 'translated' ? 'grpc' : name;
+      const upstream = await startNodeChild({
+        script: UPSTREAM,
+        args: ['--protocol', protocol, '--elements', String(n)],
+        cpu: loadCpu,
+      });
+      const table = compileYaml(`apiVersion: modelgate.dev/v1alpha1
+kind: ModelRoute
+metadata: {name: infer, namespace: bench}
+spec:
+  accessLog: {enabled: false}
+  rules:
+    - backends: [{name: b, urls: ["${upstream.url}"], protocol: ${protocol === 'http' ? 'HTTP' : protocol === 'h2c' ? 'H2C' : 'GRPC'}}]${name === 'translated' ? '\n      translation: {kserveV2: {}}' : ''}
+`);
+      const file = path.join(dir, `${name}-${n}.json`);
+      writeFileSync(file, JSON.stringify(table));
+      const gw = await startNodeChild({ args: ['--mode', 'gateway', '--table', file], cpu: proxyCpu });
+      try {
+        const url = `${gw.url}/v2/models/bench/infer`;
+        await warmUp(url, body);
+        const before = cpuTicks(gw.pid)!;
+        const r = await runWrk(wrk, url, { connections: 16, seconds: E2E_SECONDS, cpu: loadCpu, script });
+        const ticks = cpuTicks(gw.pid)! - before;
+        cases[name] = {
+          cpuUsPerRequest: round(((ticks / clk) * 1e6) / r.requests),
+          requestsPerSecond: Math.round(r.requestsPerSecond),
+          nonOk: r.nonOk,
+        };
+      } finally {
+        await gw.exit();
+        await upstream.exit();
+      }
+    }
+    out[`fp32x${n}`] = {
+      restRequestBytes: body.length,
+      ...cases,
+      translationCpuUs: round(cases.translated!.cpuUsPerRequest - cases.h2c!.cpuUsPerRequest),
+      overHttpCpuUs: round(cases.translated!.cpuUsPerRequest - cases.http!.cpuUsPerRequest),
+    };
+  }
+  return out;
+}
+
 const started = performance.now();
 const results = {
   small: benchCase([1, 16], QUICK ? 5_000 : 50_000, 64),
   large: benchCase([1, 3, 224, 224], QUICK ? 10 : 100, 3),
 };
+const e2e = await endToEnd();
 
 console.log(
   JSON.stringify(
@@ -170,6 +296,7 @@ console.log(
       quick: QUICK,
       runs: RUNS,
       results,
+      endToEnd: e2e,
       totalMs: Math.round(performance.now() - started),
     },
     null,

@@ -55,7 +55,14 @@ export function parseWrk(out: string): WrkResult {
 export async function runWrk(
   bin: string,
   url: string,
-  opts: { connections: number; seconds: number; cpu: number | undefined; headers?: readonly string[] },
+  opts: {
+    connections: number;
+    seconds: number;
+    cpu: number | undefined;
+    headers?: readonly string[];
+    /** A Lua script (`-s`), e.g. one that sets the method and body. */
+    script?: string;
+  },
 ): Promise<WrkResult> {
   const [cmd, args] = pinned(opts.cpu, bin, [
     '-t1',
@@ -64,6 +71,7 @@ export async function runWrk(
     '--timeout',
     '5s',
     ...(opts.headers ?? []).flatMap((h) => ['-H', h]),
+    ...(opts.script ? ['-s', opts.script] : []),
     url,
   ]);
   const r = await runTracked(cmd, args, opts.seconds * 1000 + 30_000);

@@ -26,6 +26,7 @@ import {
 } from './schema-helpers.ts';
 import { ConditionsSchema } from './status.ts';
 import { TransformSchema, ValidationSchema } from './transform.ts';
+import { TranslationSchema } from './translation.ts';
 
 export const PathMatchType = ['Exact', 'PathPrefix', 'RegularExpression'] as const;
 export const StringMatchType = ['Exact', 'RegularExpression'] as const;
@@ -385,6 +386,7 @@ export const RuleSchema = Type.Object(
     transform: Type.Optional(TransformSchema),
     composition: Type.Optional(CompositionSchema),
     cache: Type.Optional(CacheSchema),
+    translation: Type.Optional(TranslationSchema),
   },
   {
     additionalProperties: false,
@@ -403,6 +405,22 @@ export const RuleSchema = Type.Object(
         rule: '!has(self.composition) || !has(self.fallbackBackend)',
         message: 'fallbackBackend does not apply to a composed rule (each step names its backend)',
         fieldPath: '.fallbackBackend',
+      },
+      {
+        rule: "!has(self.translation) || self.backends.all(b, b.protocol == 'GRPC')",
+        message: 'every backend of a translated rule must have protocol GRPC',
+        fieldPath: '.translation',
+      },
+      {
+        rule: '!has(self.translation) || !has(self.composition)',
+        message: 'translation and composition do not combine (steps send and read JSON)',
+        fieldPath: '.translation',
+      },
+      {
+        rule: '!has(self.translation) || !has(self.healthCheck)',
+        message:
+          'healthCheck does not apply to a translated rule (an HTTP GET cannot probe a gRPC port; use outlierDetection)',
+        fieldPath: '.healthCheck',
       },
       {
         // As Gateway API: the prefix to replace must be known, so exactly one PathPrefix match (or

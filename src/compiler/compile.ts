@@ -386,6 +386,7 @@ function compileRule(
   if (rule.validation) compiled.validation = rule.validation;
   if (rule.transform) compiled.transform = rule.transform;
   if (rule.composition) compiled.composition = rule.composition;
+  if (rule.translation) compiled.translation = rule.translation;
   if (rule.cache) {
     const at = `spec.rules[${rule.index}]`;
     const problems = report.refProblems;

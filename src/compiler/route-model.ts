@@ -12,11 +12,13 @@ import type {
   CompiledComposition,
   CompiledMatch,
   CompiledTransform,
+  CompiledTranslation,
   CompiledValidation,
 } from '../routing-table/types.ts';
 import { compileCache } from './cache.ts';
 import { compileComposition } from './composition.ts';
 import { compileRuleFilters, type FilterProblems } from './transform.ts';
+import { compileTranslation } from './translation.ts';
 import { parseByteSize } from './units.ts';
 
 /** The largest request body limit a route may set. */
@@ -35,6 +37,7 @@ export interface RuleModel {
   composition?: CompiledComposition;
   /** Without its Redis connection, which compile.ts resolves from the Secret. */
   cache?: CompiledCache;
+  translation?: CompiledTranslation;
 }
 
 export interface RouteModel {
@@ -147,6 +150,7 @@ export function buildRouteModel(
     const filters = compileRuleFilters(rule, matches, `spec.rules[${index}]`, filterProblems);
     const composition = compileComposition(rule, `spec.rules[${index}]`, errors);
     const cache = compileCache(rule, `spec.rules[${index}]`, errors);
+    const translation = compileTranslation(rule, `spec.rules[${index}]`, errors);
     return {
       index,
       name,
@@ -156,6 +160,7 @@ export function buildRouteModel(
       ...filters,
       ...(composition && { composition }),
       ...(cache && { cache }),
+      ...(translation && { translation }),
     };
   });
   const maxRequestBodyBytes = parseByteSize(route.spec.maxRequestBodySize);

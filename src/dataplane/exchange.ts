@@ -148,6 +148,10 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private hostRewrite: string | undefined;
   /** The method of the last pipeline step (continueWith); undefined: the client's. */
   private upstreamMethod: string | undefined;
+  /** `endpoint`'s latency was observed by a call the exchange did not dispatch (respondMade). */
+  private latencyObserved = false;
+  /** The answer is one the gateway made (respondMade): there is no attempt to retry. */
+  private made = false;
   /** Where response bytes go: the client response, or a compressor in front of it. */
   private sink: Writable | undefined;
 
@@ -468,7 +472,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
       rule.composition.run(this, headers, body);
       return;
     }
-    if (isGrpc(req)) this.startDeadline();
+    const grpc = isGrpc(req);
+    if (rule.translation && !grpc) {
+      // KServe v2 REST in, gRPC out (kserve/kserve-rule.ts); gRPC clients pass through as they are.
+      rule.translation.run(this, headers, body);
+      return;
+    }
+    if (grpc) this.startDeadline();
     if (body !== undefined) {
       this.replayBody = body.length > 0 ? body : null;
       this.chooseBackend(rule);
@@ -512,6 +522,17 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.onResponseStart(NO_CONTROLLER, answer.status, answer.headers);
     if (answer.body.length > 0) this.onResponseData(NO_CONTROLLER, answer.body);
     this.onResponseEnd(NO_CONTROLLER, {});
+  }
+
+  /**
+   * The backend this request goes to, for a call the exchange does not dispatch itself (a
+   * translated rule's): a filter's early choice (the cache keys on it), else the weighted pick and
+   * the rollout's choice, as chooseBackend makes them. Undefined when every weight is 0.
+   */
+  backendForCall(): RuntimeBackend | undefined {
+    return this.chosen === undefined
+      ? this.pickBackend(this.rule!, this.identity?.consumer)
+      : (this.chosen ?? undefined);
   }
 
   /** FilterContext.chooseBackend: the choice made now, with the caller known so far, and kept. */
@@ -661,7 +682,13 @@ export class Exchange implements Dispatcher.DispatchHandler {
   private mayRetry(condition: string, status?: number): boolean {
     const rule = this.rule!;
     const r = rule.compiled.retries;
-    if (this.attempts > r.attempts || this.streamBody || this.res.headersSent || this.clientAborted)
+    if (
+      this.attempts > r.attempts ||
+      this.streamBody ||
+      this.res.headersSent ||
+      this.clientAborted ||
+      this.made
+    )
       return false;
     const listed =
       r.retryOn.includes(condition) || (status !== undefined && status >= 500 && r.retryOn.includes('5xx'));
@@ -763,12 +790,34 @@ export class Exchange implements Dispatcher.DispatchHandler {
    * filters' headers, CORS, compression). `startedAt`: when its calls started, for the ttfb.
    */
   respondComposed(backend: RuntimeBackend, body: Buffer, startedAt: number): void {
+    this.respondMade(backend, undefined, 200, { 'content-type': 'application/json' }, body, startedAt);
+  }
+
+  /**
+   * An answer the gateway made from its backend calls (a fan-out's merge, a translated reply),
+   * sent through the response side as an upstream's answer would be. `backend`: what it is counted
+   * under (undefined: not counted, as for a refusal before any call); `endpoint`: the endpoint that
+   * answered, for the access log (its latency was observed by the call). `headers` get the
+   * content-length here.
+   */
+  respondMade(
+    backend: RuntimeBackend | undefined,
+    endpoint: EndpointState | undefined,
+    status: number,
+    headers: Record<string, string>,
+    body: Buffer,
+    startedAt: number,
+  ): void {
     if (this.done) return;
+    this.made = true;
     this.backend = backend;
+    if (endpoint) {
+      this.endpoint = endpoint;
+      this.latencyObserved = true;
+    }
     this.sentAt = startedAt;
-    const headers = { 'content-type': 'application/json', 'content-length': String(body.length) };
-    this.onResponseStart(NO_CONTROLLER, 200, headers);
-    this.onResponseData(NO_CONTROLLER, body);
+    this.onResponseStart(NO_CONTROLLER, status, { ...headers, 'content-length': String(body.length) });
+    if (body.length > 0) this.onResponseData(NO_CONTROLLER, body);
     this.onResponseEnd(NO_CONTROLLER, {});
   }
 
@@ -957,7 +1006,9 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const now = proxy.now();
     this.res.off('close', this.onClientClose);
     this.endAttempt();
-    if (endpoint && this.firstByteAt > 0) observeLatency(endpoint, this.firstByteAt - this.sentAt, now);
+    if (endpoint && this.firstByteAt > 0 && !this.latencyObserved) {
+      observeLatency(endpoint, this.firstByteAt - this.sentAt, now);
+    }
     if (this.streaming) rule!.activeStreams.value--;
     if (rule && backend && table) {
       if (rule.canary?.governs(backend)) {

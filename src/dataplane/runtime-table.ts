@@ -30,6 +30,7 @@ import { buildChain, type FilterChain, type FilterFactory } from './filters/filt
 import type { HealthTarget } from './health/active-checker.ts';
 import type { EndpointHealth } from './health/endpoint-health.ts';
 import { OutlierGroup } from './health/outlier-detector.ts';
+import { KServeRule } from './kserve/kserve-rule.ts';
 import { Router } from './router/router.ts';
 import { endpointOrigin, type PoolRegistry, type PoolSettings, poolSettings } from './upstream/pools.ts';
 
@@ -83,6 +84,8 @@ export interface RuntimeRule {
   readonly mirror: Mirror | undefined;
   /** The rule's pipeline or fan-out, when it is composed: it runs instead of the backend choice. */
   readonly composition: Composition | undefined;
+  /** KServe v2 REST clients, gRPC backends: the translated call runs instead of the backend choice. */
+  readonly translation: KServeRule | undefined;
 }
 
 /** A histogram child created on the first observation: 10,000 idle routes cost no buckets. */
@@ -222,6 +225,7 @@ export class RuntimeTable {
       composition: rule.composition
         ? new Composition(rule, rule.composition, backends, deps.metrics)
         : undefined,
+      translation: rule.translation ? new KServeRule(rule, rule.translation) : undefined,
     };
   }
 

@@ -51,6 +51,14 @@ export function handleUpgrade(proxy: GatewayProxy, req: IncomingMessage, socket:
     refuse(Errors.BadRequest, 'this route composes several calls and does not take WebSocket upgrades');
     return;
   }
+  if (rule.translation) {
+    // Each REST request is translated into one gRPC call; a tunnel would carry neither.
+    refuse(
+      Errors.BadRequest,
+      'this route translates KServe v2 REST to gRPC and does not take WebSocket upgrades',
+    );
+    return;
+  }
   const trace = traceparentFor(req.headers.traceparent);
   const peer = req.socket.remoteAddress ?? '';
   const headers = upstreamRequestHeaders(req.headers, {

@@ -23,6 +23,7 @@ export const TABLE_FEATURES = [
   'mirror',
   'rateLimit',
   'transform',
+  'translation',
   'validation',
 ] as const;
 
@@ -41,6 +42,7 @@ function ruleFeatures(r: CompiledRule, out: Set<TableFeature>): void {
   if (r.httpsRedirect) out.add('httpsRedirect');
   if (r.rateLimitPolicy) out.add('rateLimit');
   if (r.transform) out.add('transform');
+  if (r.translation) out.add('translation');
   if (r.validation) out.add('validation');
 }
 

@@ -8,9 +8,11 @@
 
 import type { CompiledCache } from './cache.ts';
 import type { CompiledComposition } from './composition.ts';
+import type { CompiledTranslation } from './translation.ts';
 
 export type * from './cache.ts';
 export type * from './composition.ts';
+export type * from './translation.ts';
 
 /**
  * Bumped on any incompatible change of this file's shapes. A proxy refuses a table whose
@@ -220,6 +222,8 @@ export interface CompiledRule {
   composition?: CompiledComposition;
   /** The rule's response cache; absent when it has none. */
   cache?: CompiledCache;
+  /** Clients and backends speak different protocols (KServe v2 REST ⇄ gRPC); absent: no translation. */
+  translation?: CompiledTranslation;
 }
 
 export interface CompiledValidation {

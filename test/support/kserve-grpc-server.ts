@@ -14,9 +14,13 @@
  *   fail        answers the gRPC status given by the request parameter `grpc_code` (default
  *               INTERNAL) with the message in `grpc_message` (default "model failed").
  *   configurable models: setModel(name, {...}) sets readiness and metadata of any name; they answer
- *               ModelInfer like echo unless setInferHandler gave them a handler.
+ *               ModelInfer like echo unless setInferHandler gave them a handler (which may answer
+ *               later, with a promise, to hold a call).
+ * `events` emits 'call' (a ReceivedCall) as each call arrives and 'cancelled' (its method) when a
+ * client cancels one, so tests wait for them instead of sleeping.
  * Unknown models get NOT_FOUND, as Triton answers.
  */
+import { EventEmitter } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -69,19 +73,23 @@ export interface ModelConfig {
   outputs: Array<{ name: string; datatype: string; shape: number[] }>;
 }
 
-export type InferHandler = (
-  request: WireInferRequest,
-) => WireInferResponse | { error: { code: number; details: string } };
+type InferAnswer = WireInferResponse | { error: { code: number; details: string } };
+export type InferHandler = (request: WireInferRequest) => InferAnswer | Promise<InferAnswer>;
 
 export interface ReceivedCall {
   method: string;
   request: unknown;
+  /** The call's metadata (request headers), by lower-case name. */
+  metadata: Record<string, unknown>;
+  /** The call's deadline (from grpc-timeout) in ms since the epoch; Infinity when it has none. */
+  deadline: number;
 }
 
 export interface KServeGrpcServer {
   readonly port: number;
   readonly address: string;
   readonly received: ReceivedCall[];
+  readonly events: EventEmitter;
   setServer(state: { live?: boolean; ready?: boolean }): void;
   setModel(name: string, config: Partial<ModelConfig>): void;
   setInferHandler(name: string, handler: InferHandler | undefined): void;
@@ -195,7 +203,12 @@ function echo(req: WireInferRequest, raw: boolean): WireInferResponse {
 }
 
 type Callback = (err: grpc.ServiceError | null, value?: unknown) => void;
-type Call = { request: unknown };
+type Call = {
+  request: unknown;
+  metadata: grpc.Metadata;
+  getDeadline(): grpc.Deadline;
+  on(event: 'cancelled', listener: () => void): unknown;
+};
 
 function failure(code: number, details: string): grpc.ServiceError {
   return Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() });
@@ -214,17 +227,29 @@ export async function startKServeGrpcServer(): Promise<KServeGrpcServer> {
   ]);
   const handlers = new Map<string, InferHandler>();
   const received: ReceivedCall[] = [];
+  const events = new EventEmitter();
 
   const unary =
     (method: string, answer: (request: Json) => unknown) =>
     (call: Call, callback: Callback): void => {
-      received.push({ method, request: call.request });
-      try {
-        const result = answer(call.request as Json);
+      const d = call.getDeadline();
+      const deadline = d instanceof Date ? d.getTime() : d;
+      const rc = { method, request: call.request, metadata: call.metadata.getMap(), deadline };
+      received.push(rc);
+      call.on('cancelled', () => events.emit('cancelled', method));
+      events.emit('call', rc);
+      const reply = (result: unknown) => {
         if (result instanceof Error) callback(result as grpc.ServiceError);
         else callback(null, result);
-      } catch (e) {
+      };
+      const crashed = (e: unknown) =>
         callback(failure(grpc.status.INTERNAL, `test server: ${(e as Error).message}`));
+      try {
+        const result = answer(call.request as Json);
+        if (result instanceof Promise) result.then(reply, crashed);
+        else reply(result);
+      } catch (e) {
+        crashed(e);
       }
     };
 
@@ -265,8 +290,10 @@ export async function startKServeGrpcServer(): Promise<KServeGrpcServer> {
       if (m instanceof Error) return m;
       const handler = handlers.get(req.model_name);
       if (handler) {
+        const settle = (out: InferAnswer) =>
+          'error' in out ? failure(out.error.code, out.error.details) : out;
         const out = handler(req);
-        return 'error' in out ? failure(out.error.code, out.error.details) : out;
+        return out instanceof Promise ? out.then(settle) : settle(out);
       }
       if (req.model_name === 'fail') {
         const code = Number(paramValue(req.parameters.grpc_code) ?? grpc.status.INTERNAL);
@@ -287,6 +314,7 @@ export async function startKServeGrpcServer(): Promise<KServeGrpcServer> {
     port,
     address: `127.0.0.1:${port}`,
     received,
+    events,
     setServer(next) {
       if (next.live !== undefined) state.live = next.live;
       if (next.ready !== undefined) state.ready = next.ready;

@@ -20,6 +20,10 @@
  *
  * Undici only hands over an attempt's controller once the request is on a connection; a call
  * that is stopped before then settles at once and aborts the attempt when it starts.
+ *
+ * Also the one call of a translated rule (kserve/kserve-rule.ts): its answers are gRPC, whose
+ * status comes in the trailers, so a result carries them, and `statusOf` lets the caller say what
+ * status retries and passive health judge a complete answer by.
  */
 import type { Dispatcher } from 'undici';
 import { type EndpointState, observeLatency } from '../balancers/index.ts';
@@ -55,7 +59,15 @@ export interface StepRequest {
   timeoutMs: number | undefined;
   /** Largest answer held; a larger one fails the call (bad_response). */
   maxResponseBytes: number;
+  /**
+   * The status a complete answer is judged by (retries, passive health); default its HTTP status.
+   * A gRPC answer is 200 with its outcome in grpc-status (headers of a trailers-only answer, else
+   * the trailers).
+   */
+  statusOf?: (status: number, headers: ResponseHeaders, trailers: ResponseHeaders) => number;
 }
+
+type ResponseHeaders = Record<string, string | string[] | undefined>;
 
 export type StepFailureKind = 'timeout' | 'upstream_error' | 'no_endpoint' | 'bad_response' | 'cancelled';
 
@@ -63,8 +75,12 @@ export type StepResult =
   | {
       ok: true;
       status: number;
-      headers: Record<string, string | string[] | undefined>;
+      headers: ResponseHeaders;
       body: Buffer;
+      /** HTTP trailers (gRPC's grpc-status); empty when there were none. */
+      trailers: ResponseHeaders;
+      /** The endpoint that answered (for access logs). */
+      endpoint: EndpointState;
     }
   | { ok: false; kind: StepFailureKind; error: ErrorDefinition; message: string };
 
@@ -83,7 +99,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** A listed 5xx: aborted to retry elsewhere. */
   retryStatus = 0;
   status = 0;
-  headers: Record<string, string | string[] | undefined> = {};
+  headers: ResponseHeaders = {};
+  trailers: ResponseHeaders = {};
   chunks: Buffer[] = [];
   size = 0;
 
@@ -106,7 +123,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseStart(
     _controller: Dispatcher.DispatchController,
     statusCode: number,
-    headers: Record<string, string | string[] | undefined>,
+    headers: ResponseHeaders,
   ): void {
     if (statusCode < 200 || this.stopped) return; // 1xx: interim
     this.call.responseStart(this, statusCode, headers);
@@ -116,8 +133,9 @@ class Attempt implements Dispatcher.DispatchHandler {
     if (!this.stopped) this.call.data(this, chunk);
   }
 
-  onResponseEnd(): void {
+  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: ResponseHeaders): void {
     this.finished = true;
+    if (trailers) this.trailers = trailers;
     if (!this.stopped) this.call.end(this);
   }
 
@@ -269,7 +287,7 @@ export class StepCall {
     this.dispatch();
   }
 
-  responseStart(a: Attempt, status: number, headers: Record<string, string | string[] | undefined>): void {
+  responseStart(a: Attempt, status: number, headers: ResponseHeaders): void {
     if (a !== this.current || this.settled) return;
     const now = this.deps.now();
     observeLatency(a.endpoint, now - a.sentAt, now);
@@ -306,9 +324,24 @@ export class StepCall {
 
   end(a: Attempt): void {
     if (a !== this.current || this.settled) return;
-    this.outcome(a, a.status >= 500 ? 'error' : 'success');
+    const statusOf = this.request.statusOf;
+    const judged = statusOf ? statusOf(a.status, a.headers, a.trailers) : a.status;
+    this.outcome(a, judged >= 500 ? 'error' : 'success');
+    // A gRPC failure is known only now (the HTTP status was 200); the answer is buffered, so
+    // nothing has reached the client and the call may still go to another endpoint.
+    if (judged !== a.status && judged >= 500 && this.mayRetry(String(judged), judged)) {
+      this.retry(a, String(judged));
+      return;
+    }
     const body = a.chunks.length === 1 ? a.chunks[0]! : Buffer.concat(a.chunks, a.size);
-    this.finish({ ok: true, status: a.status, headers: a.headers, body });
+    this.finish({
+      ok: true,
+      status: a.status,
+      headers: a.headers,
+      body,
+      trailers: a.trailers,
+      endpoint: a.endpoint,
+    });
   }
 
   error(a: Attempt, err: Error): void {

@@ -9,6 +9,7 @@
  */
 import { API_VERSION, type CustomResource } from '../../../src/api/resources.ts';
 import { CACHE_CEL_FIXTURES } from './cache-cel-fixtures.ts';
+import { TRANSLATION_CEL_FIXTURES } from './translation-cel-fixtures.ts';
 
 type Json = Record<string, unknown>;
 
@@ -1005,4 +1006,5 @@ export const CEL_FIXTURES: CelFixture[] = [
     ],
   },
   ...CACHE_CEL_FIXTURES,
+  ...TRANSLATION_CEL_FIXTURES,
 ];
