@@ -234,6 +234,11 @@ export class PushClient extends EventEmitter<PushClientEvents> {
 
   /** A small authenticated POST to one replica; failures are logged, not retried (the next carries newer data). */
   private postJson(c: Conn, path: string, text: string, what: string): Promise<void> {
+    const token = this.token();
+    if (token === undefined) {
+      this.logger.warn({ controller: c.url, what }, `push: ${what} not sent: ${this.lastError}`);
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const url = new URL(`${c.url}${path}`);
       const https = url.protocol === 'https:';
@@ -242,7 +247,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
         agent: https ? this.httpsAgent : this.httpAgent,
         timeout: 10_000,
         headers: {
-          authorization: `Bearer ${this.token()}`,
+          authorization: `Bearer ${token}`,
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(text),
         },
@@ -409,9 +414,19 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     return c;
   }
 
-  private token(): string {
+  /**
+   * The bearer token, or undefined when it cannot be read now: a Secret the controller has not
+   * created yet, or a file caught mid-rotation. Callers then retry later instead of throwing.
+   */
+  private token(): string | undefined {
     const t = this.o.token;
-    return typeof t === 'function' ? t() : t;
+    if (typeof t !== 'function') return t;
+    try {
+      return t();
+    } catch (err) {
+      this.lastError = `push token unreadable: ${(err as Error).message}`;
+      return undefined;
+    }
   }
 
   private connect(c: Conn): void {
@@ -419,6 +434,12 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     if (this.closed) return;
     const attempt = ++c.attempt;
     c.active = true;
+    const token = this.token();
+    if (token === undefined) {
+      // Dial again with backoff: the token Secret appears once a controller has created it.
+      this.fail(c, attempt, this.lastError ?? 'push token unreadable');
+      return;
+    }
     const url = new URL(`${c.url}${STREAM_PATH}`);
     url.searchParams.set('proxy', this.o.proxyId);
     const https = url.protocol === 'https:';
@@ -428,7 +449,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
       agent: false,
       ...(https && this.o.ca ? { ca: this.o.ca } : {}),
       headers: {
-        authorization: `Bearer ${this.token()}`,
+        authorization: `Bearer ${token}`,
         [SCHEMA_HEADER]: String(this.o.tableSchema ?? TABLE_SCHEMA_VERSION),
         accept: NDJSON,
       },
@@ -744,6 +765,12 @@ export class PushClient extends EventEmitter<PushClientEvents> {
 
   private post(c: Conn, body: AckBody): Promise<void> {
     if (this.closed) return Promise.resolve();
+    const token = this.token();
+    if (token === undefined) {
+      // The stream was opened with a token; the next table's answer will go once it reads again.
+      this.logger.warn({ controller: c.url }, `push: answer not sent: ${this.lastError}`);
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const text = JSON.stringify(body);
       const url = new URL(`${c.url}${ACK_PATH}`);
@@ -753,7 +780,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
         agent: https ? this.httpsAgent : this.httpAgent,
         timeout: 10_000,
         headers: {
-          authorization: `Bearer ${this.token()}`,
+          authorization: `Bearer ${token}`,
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(text),
         },

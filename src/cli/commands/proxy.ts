@@ -72,7 +72,15 @@ export async function proxyCommand(argv: string[]): Promise<number> {
   if (!tokenFile) throw new UsageError('proxy needs --push-token-file (or MODELGATE_PUSH_TOKEN_FILE)');
   // Read on every use: a rotated token in a mounted Secret is picked up without a restart.
   const token = () => readFileSync(tokenFile, 'utf8').trim();
-  token();
+  try {
+    token();
+  } catch (err) {
+    // Not fatal: on a first install the controller creates the token Secret after proxies start
+    // (mounted optional, the file appears later). The push client dials with backoff until then.
+    process.stderr.write(
+      `modelgate proxy: ${tokenFile} is not readable yet (${(err as Error).message}); retrying until it is\n`,
+    );
+  }
   const serving = await servingSettings(values);
   const role = await startProxyRole({
     proxyId: values['proxy-id'] ?? env.POD_NAME ?? hostname(),

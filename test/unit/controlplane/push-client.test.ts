@@ -19,6 +19,7 @@ import {
   makeTable,
   next,
   partKey,
+  TOKEN,
 } from './push-support.ts';
 
 const v = (term: number, seq: number) => ({ term, seq });
@@ -336,4 +337,29 @@ test('close() stops redialling', async (t) => {
   await client.close();
   assert.equal(timers.pending.size, 0);
   t.diagnostic('closed');
+});
+
+test('a token that cannot be read yet is retried with backoff, not thrown; the stream opens once it can', async (t) => {
+  const f = await fake(t);
+  let readable = false;
+  const { client, timers } = makeClient({
+    controllers: [f.url],
+    token: () => {
+      if (!readable) throw new Error("ENOENT: no such file or directory, open '/var/run/modelgate/token'");
+      return TOKEN;
+    },
+  });
+  t.after(() => client.close());
+  const failed = next(client, 'disconnected');
+  client.start();
+  const [d] = await failed;
+  assert.match(d.reason, /push token unreadable: ENOENT/);
+  assert.equal(f.streams.all.length, 0, 'nothing dialled without a token');
+  // The Secret appears: the scheduled redial opens the stream.
+  readable = true;
+  assert.equal(timers.fire(), 1);
+  const s = await f.streams.next();
+  const hello = next(client, 'connected');
+  s.send({ type: 'hello', controller: 'c1', leader: true, term: 1 });
+  await hello;
 });
