@@ -76,7 +76,8 @@ test('every rendered object is valid against the Kubernetes schemas (no unknown 
   for (const [what, objects] of VARIANTS) {
     for (const o of objects) {
       kinds.add(o.kind);
-      if (o.kind === 'ServiceMonitor') continue; // a custom resource: checked below
+      // Custom resources: checked below and in monitoring.test.ts.
+      if (o.kind === 'ServiceMonitor' || o.kind === 'PrometheusRule') continue;
       assert.deepEqual(await kubernetesProblems(o), [], `${what}: ${idOf(o)}`);
     }
   }
@@ -88,6 +89,7 @@ test('every rendered object is valid against the Kubernetes schemas (no unknown 
     'HorizontalPodAutoscaler',
     'NetworkPolicy',
     'PodDisruptionBudget',
+    'PrometheusRule',
     'Role',
     'RoleBinding',
     'Secret',
@@ -259,7 +261,11 @@ test("the proxies' GatewayConfig and flags give the listeners their container po
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   for (const [what, objects] of VARIANTS) {
     const { deployment, c } = containerOf(objects, 'proxy');
-    const configMap = one<K8sObject & { data: Record<string, string> }>(objects, 'ConfigMap');
+    const configMap = one<K8sObject & { data: Record<string, string> }>(
+      objects,
+      'ConfigMap',
+      'modelgate-proxy',
+    );
     const configArg = flag(c.args!, '--config')!;
     const configMount = c.volumeMounts!.find((m) => configArg.startsWith(`${m.mountPath}/`));
     assert.ok(configMount, `${what}: --config is in a mount`);
@@ -285,7 +291,7 @@ test("the proxies' GatewayConfig and flags give the listeners their container po
     assert.match(deployment.spec.template.metadata.annotations?.['checksum/config'] ?? '', /^[0-9a-f]{64}$/);
   }
   // Every option: TLS from mounted Secrets, mTLS, trusted proxies, cache, tracing.
-  const cm = one<K8sObject & { data: Record<string, string> }>(allOptions, 'ConfigMap');
+  const cm = one<K8sObject & { data: Record<string, string> }>(allOptions, 'ConfigMap', 'modelgate-proxy');
   const config = parse(cm.data['gateway.yaml']!) as {
     listeners: {
       name: string;
