@@ -8,6 +8,7 @@ import { controllerCommand } from './commands/controller.ts';
 import { proxyCommand } from './commands/proxy.ts';
 import { rolloutCommand } from './commands/rollout.ts';
 import { standaloneCommand } from './commands/standalone.ts';
+import { statusCommand } from './commands/status.ts';
 import { validateCommand } from './commands/validate.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -20,6 +21,7 @@ const COMMANDS: Record<string, Command> = {
   validate: { summary: 'check manifests: schema, CEL rules, semantics, references', run: validateCommand },
   compile: { summary: 'print the routing table and statuses compiled from manifests', run: compileCommand },
   rollout: { summary: 'steer a CanaryRollout: status, pause, resume, promote, abort', run: rolloutCommand },
+  status: { summary: "ask a controller: proxies in sync, routes' conditions, rollouts", run: statusCommand },
 };
 
 function version(): string {

@@ -23,6 +23,7 @@ import { PushServer } from '../controlplane/push-server.ts';
 import { StatsAggregator } from '../controlplane/rollout/backend-stats.ts';
 import { RolloutEngine, StaleStatusError } from '../controlplane/rollout/engine.ts';
 import { rolloutMetrics } from '../controlplane/rollout/metrics.ts';
+import { buildStatus, STATUS_API_PATH } from '../controlplane/status-api.ts';
 import { StatusWriter } from '../controlplane/status-writer.ts';
 import { createLogger } from '../observability/logger.ts';
 import { CallbackFamily, HistogramFamily } from '../observability/metric-families.ts';
@@ -224,12 +225,15 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
   );
   register(pushLatency);
+  // The wall-clock time the current version was published, for /api/v1/status.
+  let publishedWall: { key: string; at: number | undefined } = { key: '', at: undefined };
   const publish = (result: CompileResult) => {
     const version = push.publish(result.table);
     if (!version) return;
     ledger.record(version, result.statuses);
     const key = `${version.term}.${version.seq}`;
     if (!publishedAt.has(key)) publishedAt.set(key, performance.now());
+    if (publishedWall.key !== key) publishedWall = { key, at: Date.now() };
     if (publishedAt.size > 64) publishedAt.delete(publishedAt.keys().next().value!);
   };
 
@@ -372,6 +376,19 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     proxies: push.proxies(),
     resources: computed,
   }));
+  admin.get(STATUS_API_PATH, async () =>
+    buildStatus({
+      identity: opts.identity,
+      leader: elector.isLeader(),
+      term: elector.term,
+      version: push.state.version,
+      hash: last?.table.hash,
+      publishedAt: publishedWall.at,
+      proxies: push.proxies(),
+      statuses: computed,
+      state: lastState,
+    }),
+  );
   const adminUrl = await admin.listen({ host: opts.admin.address, port: opts.admin.port });
   logger.info({ push: pushUrl, admin: adminUrl, identity: opts.identity }, 'modelgate controller is running');
 

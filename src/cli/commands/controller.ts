@@ -23,7 +23,8 @@ Options (environment variables in brackets):
                            comma-separated; default: all]
   --id ID                  this replica's name [POD_NAME; default: the host name]
   --listen HOST:PORT       push stream for proxies (default 0.0.0.0:8443)
-  --admin HOST:PORT        /healthz /readyz /metrics /status (default 0.0.0.0:9902)
+  --admin HOST:PORT        /healthz /readyz /metrics /status /api/v1/status
+                           (default 0.0.0.0:9902; read by modelgate status)
   --push-token-secret NAME default modelgate-push-token (created at first start if absent)
   --lease NAME             default modelgate-controller
   --lease-duration DUR     how long a Lease holds without renewal (default 15s)

@@ -1,0 +1,150 @@
+/**
+ * `modelgate status`: the tables it prints from a status document, its exit codes, and the error
+ * when the controller cannot be reached.
+ */
+import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { exitCodeFor, renderStatus, renderTable, status } from '../../../src/cli/commands/status.ts';
+import type { StatusApiResponse } from '../../../src/controlplane/status-api.ts';
+import { runCli } from './run-cli.ts';
+
+const doc: StatusApiResponse = {
+  controller: { identity: 'controller-0', leader: true, term: 2 },
+  table: { version: '2.5', hash: 'sha256:0123456789abcdef', publishedAt: '2026-11-24T01:00:00.000Z' },
+  proxies: [
+    { id: 'proxy-a', connected: true, appliedVersion: '2.5', inSync: true, refused: null, lastSeen: null },
+    {
+      id: 'proxy-b',
+      connected: true,
+      appliedVersion: '2.4',
+      inSync: false,
+      refused: { version: '2.5', reason: 'bad regex' },
+      lastSeen: null,
+    },
+    { id: 'proxy-c', connected: true, appliedVersion: '2.4', inSync: false, refused: null, lastSeen: null },
+  ],
+  routes: [
+    {
+      namespace: 'ml',
+      name: 'chat',
+      observedGeneration: 3,
+      rules: 2,
+      conditions: {
+        Accepted: { status: 'True', reason: 'Accepted', message: '' },
+        ResolvedRefs: { status: 'True', reason: 'ResolvedRefs', message: '' },
+        Programmed: { status: 'False', reason: 'NotProgrammed', message: '1/3 proxies' },
+      },
+    },
+  ],
+  rollouts: [
+    {
+      namespace: 'ml',
+      name: 'chat-v2',
+      phase: 'Paused',
+      currentStep: 1,
+      steps: 3,
+      stepWeight: 20,
+      servedWeight: 20,
+      message: null,
+      lastVerdict: { verdict: 'Pass', message: 'ok', at: '' },
+      history: [],
+    },
+  ],
+};
+
+test('renderTable pads columns two spaces apart and trims trailing space', () => {
+  assert.equal(
+    renderTable(
+      ['A', 'BB'],
+      [
+        ['xxx', ''],
+        ['y', 'z'],
+      ],
+    ),
+    'A    BB\nxxx\ny    z',
+  );
+});
+
+test('the tables: proxies SYNCED/NACKED/STALE, route reasons when not True, rollout progress', () => {
+  assert.equal(
+    renderStatus(doc),
+    [
+      'CONTROLLER controller-0 (leader, term 2)  TABLE 2.5 sha256:01234  published 2026-11-24T01:00:00.000Z',
+      '',
+      'PROXY    SYNCED  VERSION  CONNECTED  LAST SEEN',
+      'proxy-a  SYNCED  2.5      yes        -',
+      'proxy-b  NACKED  2.4      yes        -',
+      'proxy-c  STALE   2.4      yes        -',
+      '  proxy-b refused 2.5: bad regex',
+      '',
+      'ROUTE    RULES  ACCEPTED  RESOLVEDREFS  PROGRAMMED  REASON',
+      'ml/chat  2      True      True          False       NotProgrammed: 1/3 proxies',
+      '',
+      'ROLLOUT     PHASE   STEP  WEIGHT  VERDICT',
+      'ml/chat-v2  Paused  2/3   20%     Pass',
+    ].join('\n'),
+  );
+  const none = renderStatus({ ...doc, proxies: [], routes: [], rollouts: [] });
+  assert.match(none, /No proxies\.\n\nNo ModelRoutes\.\n\nNo CanaryRollouts\./);
+  assert.match(renderStatus({ ...doc, controller: { ...doc.controller, leader: false } }), /not the leader/);
+});
+
+test('exit code: 0 only when every connected proxy is synced and the controller leads', () => {
+  assert.equal(exitCodeFor(doc), 1);
+  const synced = doc.proxies[0]!;
+  const gone = { ...doc.proxies[2]!, connected: false };
+  assert.equal(exitCodeFor({ ...doc, proxies: [synced, gone] }), 0, 'disconnected proxies do not count');
+  assert.equal(exitCodeFor({ ...doc, proxies: [] }), 0);
+  assert.equal(
+    exitCodeFor({ ...doc, proxies: [synced], controller: { ...doc.controller, leader: false } }),
+    1,
+  );
+});
+
+test('fetches /api/v1/status: table and json output; unreachable or not a controller is exit 2', async (t) => {
+  const server = createServer((req, res) => {
+    if (req.url === '/api/v1/status')
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => server.close());
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const table = await status({ controller: url, output: 'table' });
+  assert.equal(table.code, 1);
+  assert.match(table.stdout, /proxy-b {2}NACKED/);
+  const json = await status({ controller: `${url}/`, output: 'json' });
+  assert.deepEqual(JSON.parse(json.stdout), doc);
+
+  const notOurs = await status({ controller: `${url}/elsewhere`, output: 'table' });
+  assert.equal(notOurs.code, 2);
+  assert.match(notOurs.stderr, /elsewhere\/api\/v1\/status answered 404 \(is this a ModelGate controller/);
+
+  const cli = await runCli(['status', '--controller', url, '-o', 'json']);
+  assert.equal(cli.code, 1);
+  assert.deepEqual(JSON.parse(cli.stdout), doc);
+
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const down = await runCli(['status', '--controller', url]);
+  assert.equal(down.code, 2);
+  assert.equal(down.stdout, '');
+  assert.match(
+    down.stderr,
+    /modelgate status: cannot reach the controller at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/,
+  );
+});
+
+test('--help, bad flags and the top-level help', async () => {
+  const help = await runCli(['status', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /Usage: modelgate status \[--controller URL\] \[-o table\|json\]/);
+  assert.match(help.stdout, /default http:\/\/127\.0\.0\.1:9902/);
+  const bad = await runCli(['status', '-o', 'yaml']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /-o yaml: expected table or json/);
+  assert.match((await runCli(['status', '--controller', 'nope'])).stderr, /expected a URL/);
+  assert.match((await runCli(['--help'])).stdout, /\n {2}status {2,}ask a controller/);
+});
