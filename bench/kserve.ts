@@ -187,11 +187,10 @@ interface EndToEnd {
 }
 
 /**
- * Warm-up requests that all run to their end. wrk stops by closing its connections with requests
- * in flight, and on Node 24 an HTTP/2 upstream session whose in-flight streams are cancelled while
- * a body of more than one DATA frame is being written can leave the gateway spinning in
- * Http2Session::SendPendingData (seen with 19 KB bodies): a warm-up by wrk would
- * then skew the measured run. The measured run's own ending does not matter (CPU is read first).
+ * Warm-up requests that all run to their end, so the warm-up's ending leaves no aborted streams
+ * behind to skew the measured run. (Aborted HTTP/2 uploads once wedged the gateway in
+ * Http2Session::SendPendingData; src/dataplane/upstream/h2-abort-guard.ts prevents that, and
+ * bench/h2-abort-spin.ts checks it.)
  */
 async function warmUp(url: string, body: string): Promise<void> {
   const pool = new Pool(new URL(url).origin, { connections: 16 });

@@ -71,8 +71,11 @@ if (values.protocol === 'http') {
   const grpc = values.protocol === 'grpc';
   const server = createH2Server();
   server.on('stream', (stream) => {
+    // The gateway resets streams whose client left (RST_STREAM CANCEL): nothing to answer then.
+    stream.on('error', () => {});
     stream.resume();
     stream.on('end', () => {
+      if (stream.destroyed || stream.closed) return;
       if (grpc) {
         stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
         stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));

@@ -9,11 +9,9 @@
 import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
 import type { CompiledEndpoint, CompiledUpstreamTls } from '../../routing-table/types.ts';
+import { installH2AbortGuard } from './h2-abort-guard.ts';
 
-export function endpointOrigin(e: Pick<CompiledEndpoint, 'scheme' | 'address' | 'port'>): string {
-  const host = e.address.includes(':') ? `[${e.address}]` : e.address;
-  return `${e.scheme}://${host}:${e.port}`;
-}
+export { endpointOrigin } from '../../routing-table/endpoint-origin.ts';
 
 export interface PoolSettings {
   connectTimeoutMs: number;
@@ -46,6 +44,8 @@ export class PoolRegistry {
     const key = this.keyOf(origin, settings);
     let pool = this.pools.get(key);
     if (!pool) {
+      // Aborting an HTTP/2 request with its body still queued could wedge the process (see there).
+      if (settings.h2c) installH2AbortGuard();
       const tls = settings.tls;
       pool = new Pool(origin, {
         connect: {
