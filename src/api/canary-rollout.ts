@@ -70,6 +70,7 @@ export const StepSchema = Type.Object(
   },
   {
     additionalProperties: false,
+    description: 'One step, run in order: set a weight, pause, or analyse (exactly one).',
     ...cel({
       rule: '[has(self.setWeight), has(self.pause), has(self.analysis)].filter(x, x).size() == 1',
       message: 'each step sets exactly one of setWeight, pause or analysis',
@@ -309,7 +310,7 @@ export const CanaryRolloutStatusSchema = Type.Object(
             at: Time('When.'),
             reason: Str(256, { description: 'Why it changed.' }),
           },
-          { additionalProperties: false },
+          { additionalProperties: false, description: 'One change of the served canary weight.' },
         ),
         20,
         { description: 'Recent weight changes, oldest first.', 'x-kubernetes-list-type': 'atomic' },

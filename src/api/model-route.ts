@@ -82,7 +82,10 @@ export const StringMatchSchema = Type.Object(
     }),
     value: Str(4096, { description: 'The value or pattern to match.' }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'One header or query parameter that must be present with a matching value.',
+  },
 );
 
 export const ModelMatchSchema = Type.Object(
@@ -198,6 +201,8 @@ export const BackendSchema = Type.Object(
   },
   {
     additionalProperties: false,
+    description:
+      'One destination of the rule: a Service or static URLs, with its share of the traffic and how to reach it.',
     ...cel(
       {
         rule: 'has(self.service) != has(self.urls)',
@@ -390,6 +395,8 @@ export const RuleSchema = Type.Object(
   },
   {
     additionalProperties: false,
+    description:
+      'One rule: the requests it matches, the backends they go to, and how they are handled on the way (timeouts, retries, auth, transforms...).',
     ...cel(
       {
         rule: '!has(self.fallbackBackend) || self.backends.exists(b, b.name == self.fallbackBackend)',
@@ -475,7 +482,7 @@ export const ModelRouteSpecSchema = Type.Object(
           maximum: 1,
           default: 1,
           description:
-            'Share of successful requests logged (0..1). Errors (5xx and gateway errors) are always logged while enabled. Default 1.',
+            "Share of the other requests logged (0..1): successes, and the upstream's 4xx answers. Errors (5xx answers and the gateway's own error codes) are always logged while enabled. Default 1.",
         }),
       },
       { additionalProperties: false, default: {}, description: 'Access logging for this route.' },

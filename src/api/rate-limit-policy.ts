@@ -19,7 +19,10 @@ export const TargetRefSchema = Type.Object(
     kind: StringEnum(['ModelRoute'] as const, { default: 'ModelRoute', description: 'Always ModelRoute.' }),
     name: ObjectName("Name of a ModelRoute in the policy's namespace."),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: "A ModelRoute in the policy's namespace that the limits apply to.",
+  },
 );
 
 export const LimitKeySchema = Type.Object(
@@ -34,6 +37,8 @@ export const LimitKeySchema = Type.Object(
   },
   {
     additionalProperties: false,
+    description:
+      'One part of the key: the limit keeps a separate budget per distinct value of all parts together.',
     ...cel({
       rule: "(self.type == 'Claim' || self.type == 'Header') == has(self.name)",
       message: 'name is required for Claim and Header keys and not allowed for others',
@@ -49,7 +54,11 @@ export const LimitSchema = Type.Object(
       description: 'The parts that together identify who is counted.',
       'x-kubernetes-list-type': 'atomic',
     }),
-    algorithm: StringEnum(LimitAlgorithm, { default: 'TokenBucket', description: 'Default TokenBucket.' }),
+    algorithm: StringEnum(LimitAlgorithm, {
+      default: 'TokenBucket',
+      description:
+        'How units are counted over time. FixedWindow: amount per period, windows aligned for every key (up to twice the amount across a boundary). SlidingWindow: the last period estimated from the current and previous window (smooths the boundary). TokenBucket: a bucket of amount + burst, refilled at amount per period, starting full. Default TokenBucket.',
+    }),
     amount: Type.Integer({ minimum: 1, maximum: 1000000000000, description: 'Allowed units per period.' }),
     period: Duration('The window, or the refill period for TokenBucket.'),
     burst: Type.Optional(
@@ -68,7 +77,7 @@ export const LimitSchema = Type.Object(
         minimum: 0,
         maximum: 10000000,
         description:
-          'ModelTokens only: tokens reserved for the answer when the request sets no max_tokens (then reconciled with the real usage). Default 256.',
+          'ModelTokens only (refused with cost Requests): tokens reserved for the answer when the request sets no max_tokens (then reconciled with the real usage). 256 when unset.',
       }),
     ),
     overrides: Type.Optional(
@@ -82,7 +91,10 @@ export const LimitSchema = Type.Object(
               description: 'Allowed units per period.',
             }),
           },
-          { additionalProperties: false },
+          {
+            additionalProperties: false,
+            description: "A tier: callers in this group get this amount instead of the limit's.",
+          },
         ),
         16,
         { description: 'Per-tier amounts, by consumer group; the first matching group wins.' },
@@ -91,6 +103,8 @@ export const LimitSchema = Type.Object(
   },
   {
     additionalProperties: false,
+    description:
+      'One named limit: a key, an algorithm, an amount per period, and what is counted. Every limit of the policy must admit a request.',
     ...cel(
       {
         rule: "!has(self.burst) || self.algorithm == 'TokenBucket'",

@@ -38,10 +38,12 @@ const LabelSelector = Type.Object(
   { additionalProperties: false, description: "Secrets in the route's namespace with these labels." },
 );
 
-const CredentialHeader = (what: string) =>
-  HeaderName(
+const CredentialHeader = (what: string) => ({
+  ...HeaderName(
     `Request header carrying the ${what}. \`authorization\` expects the Bearer scheme; any other header carries the bare value. Default authorization.`,
-  );
+  ),
+  default: 'authorization',
+});
 
 const ClaimName = (description: string, def?: string) =>
   Str(256, { minLength: 1, description, ...(def !== undefined ? { default: def } : {}) });
@@ -61,7 +63,7 @@ export const JwtSigningAlgorithm = [
 
 export const ApiKeysSchema = Type.Object(
   {
-    header: Type.Optional(CredentialHeader('API key')),
+    header: CredentialHeader('API key'),
     secretRefs: Type.Optional(
       List(SecretRef('A Secret holding keys of one consumer.'), 64, {
         description: "Secrets by name, in the route's namespace.",
@@ -88,7 +90,7 @@ export const JwtProviderSchema = Type.Object(
       pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$',
       description: 'Provider name, unique in the route; used in metrics and logs.',
     }),
-    header: Type.Optional(CredentialHeader('token')),
+    header: CredentialHeader('token'),
     issuer: Str(2048, { minLength: 1, description: 'Required `iss` value.' }),
     audiences: Type.Optional(
       List(Str(2048, { minLength: 1 }), 16, {
@@ -130,7 +132,11 @@ export const JwtProviderSchema = Type.Object(
     forwardClaims: List(
       Type.Object(
         { claim: ClaimName('Claim name.'), header: HeaderName('Upstream header set to its value.') },
-        { additionalProperties: false },
+        {
+          additionalProperties: false,
+          description:
+            "A claim of the verified JWT sent to the backend as a header; the client's own value of that header is always removed.",
+        },
       ),
       16,
       { default: [], description: 'Claims sent to the backend as headers (client values are replaced).' },
@@ -148,7 +154,7 @@ export const JwtProviderSchema = Type.Object(
 
 export const IntrospectionSchema = Type.Object(
   {
-    header: Type.Optional(CredentialHeader('token')),
+    header: CredentialHeader('token'),
     endpoint: Str(2048, { pattern: '^https?://', description: 'RFC 7662 introspection endpoint.' }),
     clientSecretRef: SecretRef(
       'Secret with `client-id` and `client-secret`: the gateway authenticates to the endpoint with them (HTTP Basic).',
@@ -223,7 +229,11 @@ export const AuthorizationSchema = Type.Object(
               description: 'Allowed values; a list claim passes when any element is allowed.',
             }),
           },
-          { additionalProperties: false },
+          {
+            additionalProperties: false,
+            description:
+              "A claim the caller's token (or introspection answer) must carry, and the values it may take.",
+          },
         ),
         16,
         { description: 'Every claim must hold an allowed value.' },
@@ -250,7 +260,8 @@ export const CorsSchema = Type.Object(
     ),
     allowMethods: List(Str(32, { pattern: '^[A-Z]+$' }), 16, {
       default: ['GET', 'POST'],
-      description: 'Default GET and POST.',
+      description:
+        'Methods a preflight may ask for (upper case; others are refused with 403 MG_CORS_REJECTED), sent back in Access-Control-Allow-Methods. Default GET and POST.',
       'x-kubernetes-list-type': 'set',
     }),
     allowHeaders: List(HeaderName('Header name.'), 64, {

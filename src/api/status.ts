@@ -54,7 +54,10 @@ export const ConditionSchema = Type.Object(
       Type.String({ format: 'date-time', maxLength: 64, description: 'When status last changed.' }),
     ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'One condition, Kubernetes style: its type, whether it holds, and why.',
+  },
 );
 export type Condition = Static<typeof ConditionSchema>;
 

@@ -41,7 +41,7 @@ const HeaderValue = Type.Object(
       description: 'Header value; no control characters.',
     }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'A header name and value.' },
 );
 
 const headerList = (what: string) =>

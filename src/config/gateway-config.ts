@@ -17,10 +17,15 @@ const Address = (description: string, def: string) => Str(253, { minLength: 1, d
 
 export const CertificateSchema = Type.Object(
   {
-    hostnames: List(Str(253, { minLength: 1 }), 64, {
-      minItems: 1,
-      description: 'SNI names this certificate serves; `*.example.com` wildcards and `*` (default) allowed.',
-    }),
+    hostnames: List(
+      Str(253, { minLength: 1, description: 'An exact host name, a `*.` wildcard or `*`.' }),
+      64,
+      {
+        minItems: 1,
+        description:
+          'SNI names this certificate serves; `*.example.com` wildcards and `*` (default) allowed.',
+      },
+    ),
     certFile: Str(4096, {
       minLength: 1,
       description: 'PEM certificate chain file (a mounted kubernetes.io/tls Secret: `.../tls.crt`).',
@@ -58,7 +63,8 @@ export const ListenerSchema = Type.Object(
           }),
           minVersion: StringEnum(['TLSv1.2', 'TLSv1.3'] as const, {
             default: 'TLSv1.2',
-            description: 'Default TLSv1.2.',
+            description:
+              "Lowest TLS version the listener accepts, with its own certificates and the routes' alike. Default TLSv1.2.",
           }),
           clientCA: Type.Optional(
             Type.Object(
@@ -71,17 +77,26 @@ export const ListenerSchema = Type.Object(
             ),
           ),
         },
-        { additionalProperties: false },
+        {
+          additionalProperties: false,
+          description:
+            'TLS settings of an HTTPS listener (refused on an HTTP one): its own certificates, the lowest TLS version and the client CA.',
+        },
       ),
     ),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    description: 'A public listener: a name, the address and port it binds, HTTP or HTTPS.',
+  },
 );
 
 export const GatewayConfigSchema = Type.Object(
   {
-    apiVersion: Type.Literal('modelgate.dev/v1alpha1'),
-    kind: Type.Literal('GatewayConfig'),
+    apiVersion: Type.Literal('modelgate.dev/v1alpha1', {
+      description: 'Version of this file format; always modelgate.dev/v1alpha1.',
+    }),
+    kind: Type.Literal('GatewayConfig', { description: 'Always GatewayConfig.' }),
     listeners: List(ListenerSchema, 16, {
       minItems: 1,
       default: [{ name: 'http' }],
@@ -95,17 +110,31 @@ export const GatewayConfigSchema = Type.Object(
         ),
         port: Port('Admin port. Default 9901.', 9901),
       },
-      { additionalProperties: false, default: {} },
+      {
+        additionalProperties: false,
+        default: {},
+        description:
+          'The admin listener: health, readiness, the table in use and Prometheus metrics. Never served on a public listener.',
+      },
     ),
     trustedProxies: Type.Object(
       {
-        cidrs: List(Str(64), 64, {
-          default: [],
-          description:
-            'Peers whose x-forwarded-for is believed (e.g. the cloud load balancer). Default none.',
-        }),
+        cidrs: List(
+          Str(64, { description: 'An IP address or CIDR, e.g. 10.0.0.0/8 or 2001:db8::/32.' }),
+          64,
+          {
+            default: [],
+            description:
+              'Peers whose x-forwarded-for is believed (e.g. the cloud load balancer). Default none.',
+          },
+        ),
       },
-      { additionalProperties: false, default: {} },
+      {
+        additionalProperties: false,
+        default: {},
+        description:
+          "Peers that may tell the gateway the client's address (x-forwarded-for); from any other peer the header is discarded and the client is the peer itself. The address keys ClientIP rate limits and is logged.",
+      },
     ),
     tracing: Type.Object(
       {

@@ -21,6 +21,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import { type Logger, pino } from 'pino';
 import { withEndpointsPart } from '../routing-table/hash.ts';
 import { type RoutingTable, TABLE_SCHEMA_VERSION } from '../routing-table/types.ts';
+import { type DownEndpoint, parseEndpointsDown } from './push/endpoint-health-report.ts';
 import { bearerMatches, readBody, sendError } from './push/http.ts';
 import {
   ACK_PATH,
@@ -77,6 +78,11 @@ export interface ProxyView {
   applied: TableVersion | undefined;
   /** Set while the proxy's newest answer is a NACK of a version newer than `applied`. */
   refused: { version: TableVersion; reason: string } | undefined;
+  /**
+   * The endpoints this proxy has taken out of service, from its newest report, and when that
+   * arrived; undefined until a report with the list arrives (a proxy that predates it never sends one).
+   */
+  endpointsDown: { down: DownEndpoint[]; at: number } | undefined;
 }
 
 export type PushServerEvents = {
@@ -106,6 +112,7 @@ interface ProxyRecord {
   lastAck: AckRecord | undefined;
   applied: TableVersion | undefined;
   refused: { version: TableVersion; reason: string } | undefined;
+  endpointsDown: { down: DownEndpoint[]; at: number } | undefined;
   disconnectedAt: number;
 }
 
@@ -332,7 +339,14 @@ export class PushServer extends EventEmitter<PushServerEvents> {
         this.records.delete(id);
         continue;
       }
-      out.push({ id, connected: r.connected, lastAck: r.lastAck, applied: r.applied, refused: r.refused });
+      out.push({
+        id,
+        connected: r.connected,
+        lastAck: r.lastAck,
+        applied: r.applied,
+        refused: r.refused,
+        endpointsDown: r.endpointsDown,
+      });
     }
     return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   }
@@ -454,6 +468,7 @@ export class PushServer extends EventEmitter<PushServerEvents> {
         lastAck: undefined,
         applied: undefined,
         refused: undefined,
+        endpointsDown: undefined,
         disconnectedAt: this.now(),
       };
       this.records.set(proxy, r);
@@ -506,11 +521,16 @@ export class PushServer extends EventEmitter<PushServerEvents> {
       return;
     }
     const report = parseStatsReport(value);
-    if (typeof report === 'string') {
-      sendError(res, 400, 'bad_request', report);
+    const down = parseEndpointsDown(value);
+    if (typeof report === 'string' || typeof down === 'string') {
+      sendError(res, 400, 'bad_request', typeof report === 'string' ? report : String(down));
       return;
     }
     res.writeHead(204).end();
+    // Only a proxy this replica knows (it has a stream or answered before) gets a record, so a
+    // token holder cannot grow the table with made-up ids.
+    const known = this.records.get(report.proxy);
+    if (down !== undefined && known !== undefined) known.endpointsDown = { down, at: this.now() };
     this.emit('report', report);
   }
 

@@ -14,11 +14,16 @@
  *               Programmed}}], each condition {status, reason, message} or null when absent
  *   rollouts    [{namespace, name, phase, currentStep, steps, stepWeight, servedWeight, message,
  *               lastVerdict: {verdict, message, at} | null, history: [{weight, at, reason}]}]
+ *   backends    [{route, rule, name, weightPercent, protocol, modelRevision, role, unavailable,
+ *               endpoints: [{address, port, state, zone, health, reporting, down}]}]
+ *               (status-backends.ts; health as the connected proxies report it)
  */
 import type { ClusterState } from '../api/cluster-state.ts';
 import type { ResourceStatus } from '../compiler/compile.ts';
+import type { RoutingTable } from '../routing-table/types.ts';
 import { compareVersions, type TableVersion, versionLabel } from './push/protocol.ts';
 import type { ProxyView } from './push-server.ts';
+import { buildBackends, type StatusBackendView } from './status-backends.ts';
 
 export const STATUS_API_PATH = '/api/v1/status';
 
@@ -72,6 +77,7 @@ export interface StatusApiResponse {
   proxies: StatusProxyView[];
   routes: StatusRouteView[];
   rollouts: StatusRolloutView[];
+  backends: StatusBackendView[];
 }
 
 export interface StatusApiInput {
@@ -88,6 +94,8 @@ export interface StatusApiInput {
   statuses: readonly ResourceStatus[];
   /** The cluster state last compiled (undefined before the first compile). */
   state: Pick<ClusterState, 'modelRoutes' | 'canaryRollouts'> | undefined;
+  /** The table last compiled (undefined before the first compile). */
+  table?: RoutingTable | undefined;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -180,5 +188,6 @@ export function buildStatus(input: StatusApiInput): StatusApiResponse {
     proxies,
     routes: routes.sort(byName),
     rollouts: rollouts.sort(byName),
+    backends: buildBackends(input.table, input.proxies),
   };
 }

@@ -24,6 +24,7 @@ import {
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { type Logger, pino } from 'pino';
+import type { DownEndpoint } from '../controlplane/push/endpoint-health-report.ts';
 import {
   ACK_PATH,
   type AckBody,
@@ -42,10 +43,12 @@ import type { StatsReport } from '../controlplane/rollout/backend-stats.ts';
 import { hashEndpointsPart, tableHash, withEndpointsPart } from '../routing-table/hash.ts';
 import { type RoutingTable, TABLE_SCHEMA_VERSION } from '../routing-table/types.ts';
 import { type BackoffOptions, backoffDelay } from './push/backoff.ts';
+import type { ControllerTarget } from './push/controller-address.ts';
 import { LineSplitter, LineTooLongError } from './push/ndjson.ts';
 import { readPersisted, writePersisted } from './push/persist.ts';
 
 export type { TableVersion } from '../controlplane/push/protocol.ts';
+export type { ControllerTarget } from './push/controller-address.ts';
 
 export type PushApplyResult = { ok: true } | { ok: false; reason: string };
 
@@ -63,8 +66,12 @@ const realTimers: PushTimers = {
 export interface PushClientOptions {
   /** This proxy's id (the pod name). */
   proxyId: string;
-  /** Controller base URLs (`http://10.0.0.5:8443`), or a resolver (DNS of a headless Service). */
-  controllers: string[] | (() => Promise<string[]>);
+  /**
+   * Controller base URLs (`http://10.0.0.5:8443`), or a resolver (DNS of a headless Service). A
+   * target with `servername` is verified against that name instead of its URL's host (a replica
+   * dialled by IP whose certificate names the Service).
+   */
+  controllers: (string | ControllerTarget)[] | (() => Promise<(string | ControllerTarget)[]>);
   /** The push token; a function is read on every request (rotation). */
   token: string | (() => string);
   /** Swaps the table in (GatewayProxy.apply); `version` is `term.seq`. */
@@ -82,14 +89,14 @@ export interface PushClientOptions {
   resolveIntervalMs?: number;
   /** A stream silent for this long (the controller pings every 15 s) is dropped and redialled; 0 disables. Default 45 s. */
   idleTimeoutMs?: number;
-  /** CA bundle (PEM) for https controller URLs. */
+  /** CA bundle (PEM) for https controller URLs; default: the system CAs. */
   ca?: string | Buffer;
   /** Largest message accepted. Default 512 MiB. */
   maxMessageBytes?: number;
   /** Highest table schema declared to controllers. Default TABLE_SCHEMA_VERSION. */
   tableSchema?: number;
   /** The proxy's rollout counters, sent to every connected replica (the leader analyses them). */
-  stats?: () => StatsReport | undefined;
+  stats?: () => (StatsReport & { endpointsDown?: DownEndpoint[] }) | undefined;
   /** How often stats are sent; 0: never. Default 5 s. */
   reportIntervalMs?: number;
 }
@@ -131,6 +138,8 @@ export type PushClientEvents = {
 
 interface Conn {
   url: string;
+  /** TLS server name for https (SNI and the name verified); undefined: the URL's host. */
+  servername: string | undefined;
   controller: string | undefined;
   leader: boolean;
   term: number;
@@ -245,6 +254,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
       const req = (https ? httpsRequest : httpRequest)(url, {
         method: 'POST',
         agent: https ? this.httpsAgent : this.httpAgent,
+        ...(https && c.servername ? { servername: c.servername } : {}),
         timeout: 10_000,
         headers: {
           authorization: `Bearer ${token}`,
@@ -353,7 +363,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     const { controllers } = this.o;
     do {
       this.resolveAgain = false;
-      let urls: string[] | undefined;
+      let urls: (string | ControllerTarget)[] | undefined;
       try {
         urls = typeof controllers === 'function' ? await controllers() : controllers;
       } catch (e) {
@@ -374,13 +384,20 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     }
   }
 
-  private reconcile(list: string[]): void {
-    const urls = new Set(list.map((u) => u.replace(/\/+$/, '')));
+  private reconcile(list: (string | ControllerTarget)[]): void {
+    const targets = new Map<string, string | undefined>();
+    for (const t of list) {
+      const { url, servername } = typeof t === 'string' ? { url: t, servername: undefined } : t;
+      targets.set(url.replace(/\/+$/, ''), servername);
+    }
+    const urls = new Set(targets.keys());
     if (urls.size === 0) this.logger.warn('push: the controller list is empty');
-    for (const url of urls) {
+    for (const [url, servername] of targets) {
       const c = this.conns.get(url);
-      if (c) c.unlisted = false;
-      else this.connect(this.newConn(url));
+      if (c) {
+        c.unlisted = false;
+        c.servername = servername; // used from the next dial
+      } else this.connect(this.newConn(url, servername));
     }
     for (const c of [...this.conns.values()]) {
       if (urls.has(c.url)) continue;
@@ -394,9 +411,10 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     }
   }
 
-  private newConn(url: string): Conn {
+  private newConn(url: string, servername: string | undefined): Conn {
     const c: Conn = {
       url,
+      servername,
       controller: undefined,
       leader: false,
       term: 0,
@@ -448,6 +466,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
       // A stream holds its connection for hours: its own socket, never one from the ACK pool.
       agent: false,
       ...(https && this.o.ca ? { ca: this.o.ca } : {}),
+      ...(https && c.servername ? { servername: c.servername } : {}),
       headers: {
         authorization: `Bearer ${token}`,
         [SCHEMA_HEADER]: String(this.o.tableSchema ?? TABLE_SCHEMA_VERSION),
@@ -456,7 +475,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     });
     c.req = req;
     const live = () => c.attempt === attempt && c.active;
-    req.on('error', (e) => this.fail(c, attempt, e.message));
+    req.on('error', (e) => this.fail(c, attempt, dialError(e, https)));
     req.on('response', (res) => {
       if (!live()) {
         res.destroy();
@@ -778,6 +797,7 @@ export class PushClient extends EventEmitter<PushClientEvents> {
       const req = (https ? httpsRequest : httpRequest)(url, {
         method: 'POST',
         agent: https ? this.httpsAgent : this.httpAgent,
+        ...(https && c.servername ? { servername: c.servername } : {}),
         timeout: 10_000,
         headers: {
           authorization: `Bearer ${token}`,
@@ -831,6 +851,37 @@ export class PushClient extends EventEmitter<PushClientEvents> {
       this.persisting = undefined;
     })();
   }
+}
+
+/** OpenSSL's verification failures (Node puts them in `code`), and Node's own name check. */
+const CERTIFICATE_ERRORS = new Set([
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'INVALID_CA',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+]);
+
+/**
+ * Why a dial failed, said so that an operator can act on it: a certificate the proxy does not
+ * trust (wrong or missing --push-ca, a name the certificate lacks), or a plaintext dial that a
+ * TLS controller hung up on.
+ */
+function dialError(e: Error & { code?: string }, https: boolean): string {
+  if (https && e.code !== undefined && CERTIFICATE_ERRORS.has(e.code))
+    return `TLS certificate of the controller not accepted (${e.code}: ${e.message}); check --push-ca and --push-server-name`;
+  if (!https && (e.code === 'ECONNRESET' || e.message === 'socket hang up'))
+    return `${e.message} (if the controller serves TLS, dial it over https with --push-ca)`;
+  if (https && e.code === 'EPROTO' && /wrong version number|packet length too long/.test(e.message))
+    return `${e.message.trim()} (the controller answers in plaintext: does it have --push-tls-cert?)`;
+  return e.message;
 }
 
 /** Reads a short response body (error details), at most 4 KiB kept. */

@@ -1,6 +1,7 @@
 /**
  * Access logs: one JSON line per request (route, backend, endpoint, model, status, durations,
- * bytes, request and trace ids), sampled per route, errors always kept. Never a credential: no
+ * bytes, request and trace ids), sampled per route, errors (5xx answers and the gateway's own error
+ * codes) always kept while the route's access log is enabled. Never a credential: no
  * headers, no query string (query parameters often carry API keys), only the normalised path.
  */
 import type { Logger } from 'pino';
@@ -40,7 +41,10 @@ export class AccessLog {
     this.random = random;
   }
 
-  /** Whether this request gets a line: the route's switch, then sampling (errors are always kept). */
+  /**
+   * Whether this request gets a line: the route's switch first (`enabled: false` drops every line,
+   * errors included), then sampling, which errors bypass.
+   */
   wants(
     settings: { enabled: boolean; sampleRate: number } | undefined,
     status: number,

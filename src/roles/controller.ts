@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { KubeConfig } from '@kubernetes/client-node';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -24,6 +24,7 @@ import { StatsAggregator } from '../controlplane/rollout/backend-stats.ts';
 import { RolloutEngine, StaleStatusError } from '../controlplane/rollout/engine.ts';
 import { rolloutMetrics } from '../controlplane/rollout/metrics.ts';
 import { buildStatus, STATUS_API_PATH } from '../controlplane/status-api.ts';
+import { registerStatusPage } from '../controlplane/status-page/routes.ts';
 import { StatusWriter } from '../controlplane/status-writer.ts';
 import { createLogger } from '../observability/logger.ts';
 import { CallbackFamily, HistogramFamily } from '../observability/metric-families.ts';
@@ -42,7 +43,7 @@ export interface ControllerOptions {
   listen: { address: string; port: number };
   /** Admin listener: /healthz /readyz /metrics. */
   admin: { address: string; port: number };
-  /** TLS for the push stream (PEM); plain HTTP when unset. */
+  /** TLS for the push stream (PEM); plain HTTP when unset. `setPushTls` replaces it later. */
   pushTls?: { cert: string; key: string };
   tokenSecretName?: string;
   leaseName?: string;
@@ -60,6 +61,11 @@ export interface ControllerRole {
   readonly elector: LeaderElector;
   readonly pushUrl: string;
   readonly adminUrl: string;
+  /**
+   * Replaces the push stream's certificate and key (a rotated certificate): new connections get
+   * it, open streams keep theirs. Throws when the controller was started without `pushTls`.
+   */
+  setPushTls(tls: { cert: string; key: string }): void;
   /** Compiles done so far; tests wait on it. */
   compiles(): number;
   /** Statuses as last computed (with Programmed from ACKs). */
@@ -312,7 +318,7 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   register(
     new CallbackFamily(
       'modelgate_controller_proxies',
-      'Proxies by state: connected, acked (current table), nacked.',
+      'Proxies by state: connected, nacked (connected and refused the newest table).',
       'gauge',
       () => {
         const ps = push.proxies();
@@ -387,8 +393,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       proxies: push.proxies(),
       statuses: computed,
       state: lastState,
+      table: last?.table,
     }),
   );
+  registerStatusPage(admin);
   const adminUrl = await admin.listen({ host: opts.admin.address, port: opts.admin.port });
   logger.info({ push: pushUrl, admin: adminUrl, identity: opts.identity }, 'modelgate controller is running');
 
@@ -400,6 +408,10 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     adminUrl,
     compiles: () => compileCount,
     statuses: () => computed,
+    setPushTls: (tls) => {
+      if (!opts.pushTls) throw new Error('the push stream was started without TLS');
+      (pushServer as unknown as TlsServer).setSecureContext({ cert: tls.cert, key: tls.key });
+    },
     shutdown: async () => {
       // Let a running evaluation finish (its events follow its status write) before leading ends.
       await engine.close();

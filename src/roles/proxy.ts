@@ -3,12 +3,12 @@
  * controller replica, applies tables from the leader, and keeps serving its last table when no
  * controller answers (including right after a restart: the table persisted on disk).
  */
-import { resolve4, resolve6 } from 'node:dns/promises';
 import { existsSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { type Listener as ListenerConfig, publicListeners } from '../config/gateway-config.ts';
 import { listenAdmin } from '../dataplane/admin.ts';
 import { GatewayProxy } from '../dataplane/proxy.ts';
+import { type ControllerTarget, controllerTargets } from '../dataplane/push/controller-address.ts';
 import { PushClient } from '../dataplane/push-client.ts';
 import {
   drainAll,
@@ -23,7 +23,10 @@ import { createTracer } from '../observability/tracing.ts';
 
 export interface ProxyRoleOptions {
   proxyId: string;
-  /** Controller base URLs, or `dns:NAME:PORT` for a headless Service (every A/AAAA record). */
+  /**
+   * Controller base URLs, or `dns:NAME:PORT` for a headless Service (every A/AAAA record); the
+   * forms are in src/dataplane/push/controller-address.ts.
+   */
   controllers: string[];
   token: () => string;
   stateDir: string;
@@ -36,7 +39,15 @@ export interface ProxyRoleOptions {
   trustedProxies?: readonly string[];
   /** Limits and timeouts of every public listener (defaults in server.ts; tests shorten them). */
   listenerLimits?: Partial<ListenOptions>;
+  /**
+   * CA bundle (PEM) the controllers' push certificate must chain to. With it, addresses without a
+   * scheme (`dns:NAME:PORT`, `HOST:PORT`) dial https, and plaintext ones are refused.
+   */
   pushCa?: string;
+  /** The name the controllers' certificate is checked against (default: each address's name). */
+  pushServerName?: string;
+  /** Addresses of a `dns:` name (default: its A and AAAA records); tests point it at 127.0.0.1. */
+  lookup?: (name: string) => Promise<string[]>;
   /** How often rollout counters go to the controllers (default 5 s; tests shorten it). */
   reportIntervalMs?: number;
   logger?: Logger;
@@ -55,28 +66,25 @@ export interface ProxyRole {
   shutdown(drainTimeoutMs: number): Promise<{ forced: boolean }>;
 }
 
-/** Expands `dns:name:port` entries to one URL per address (a headless Service lists every pod). */
-export function controllerResolver(entries: readonly string[]): () => Promise<string[]> {
-  return async () => {
-    const urls: string[] = [];
-    for (const e of entries) {
-      const m = /^dns:([^:]+):(\d+)$/.exec(e);
-      if (!m) {
-        urls.push(e);
-        continue;
-      }
-      const [, name, port] = m;
-      const v4 = await resolve4(name!).catch(() => [] as string[]);
-      const v6 = await resolve6(name!).catch(() => [] as string[]);
-      for (const a of v4) urls.push(`http://${a}:${port}`);
-      for (const a of v6) urls.push(`http://[${a}]:${port}`);
-    }
-    return urls;
-  };
+/**
+ * Expands `dns:name:port` entries to one target per address (a headless Service lists every pod),
+ * each https one verified against the Service name. Throws on an address it cannot use.
+ */
+export function controllerResolver(
+  entries: readonly string[],
+  opts: { tls?: boolean; serverName?: string; lookup?: (name: string) => Promise<string[]> } = {},
+): () => Promise<ControllerTarget[]> {
+  return controllerTargets(entries, opts);
 }
 
 export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole> {
   const specs = publicListeners(opts.listeners, opts.listen, opts.admin);
+  // Before anything starts: an unusable controller address fails here.
+  const controllers = controllerResolver(opts.controllers, {
+    tls: opts.pushCa !== undefined,
+    ...(opts.pushServerName !== undefined ? { serverName: opts.pushServerName } : {}),
+    ...(opts.lookup ? { lookup: opts.lookup } : {}),
+  });
   // Test-only hook: while the file named by MODELGATE_TEST_REFUSE_TABLES_FILE exists, this proxy
   // refuses (NACKs) every table, so multi-process tests can force a NACK through the real CLI
   // (test/integration/controller/multi-process.test.ts). Unset in production: no effect.
@@ -95,7 +103,7 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
   });
   const push = new PushClient({
     proxyId: opts.proxyId,
-    controllers: controllerResolver(opts.controllers),
+    controllers,
     token: opts.token,
     apply: (table, version) =>
       refuseForTest !== undefined && existsSync(refuseForTest)
@@ -104,8 +112,17 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
     stateDir: opts.stateDir,
     logger,
     ca: opts.pushCa,
-    // Counters of rollout-governed backends: the leader judges canaries on them.
-    stats: () => proxy.rolloutStats.report(opts.proxyId),
+    // Counters of rollout-governed backends (the leader judges canaries on them) and the endpoints
+    // this proxy took out of service (every replica's status API shows them). Sent every interval,
+    // even with nothing governed, so a recovered endpoint is seen as recovered.
+    stats: () => ({
+      ...(proxy.rolloutStats.report(opts.proxyId) ?? {
+        proxy: opts.proxyId,
+        epoch: proxy.rolloutStats.epoch,
+        backends: [],
+      }),
+      endpointsDown: proxy.health.downEndpoints(),
+    }),
     ...(opts.reportIntervalMs !== undefined ? { reportIntervalMs: opts.reportIntervalMs } : {}),
   });
   push.on('connected', (c) =>

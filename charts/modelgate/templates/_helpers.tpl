@@ -29,6 +29,21 @@
 {{- define "modelgate.pushTokenSecret" -}}
 {{- default (printf "%s-push-token" (include "modelgate.fullname" .)) .Values.controller.pushTokenSecret -}}
 {{- end -}}
+{{/* Push stream TLS: the Secret with the controllers' certificate, the CA the proxies trust, the name they verify. */}}
+{{- define "modelgate.pushTlsSecret" -}}
+{{- default (printf "%s-push-tls" (include "modelgate.fullname" .)) .Values.push.tls.secretName -}}
+{{- end -}}
+{{- define "modelgate.pushCaSecret" -}}
+{{- default (include "modelgate.pushTlsSecret" .) .Values.push.tls.caSecretName -}}
+{{- end -}}
+{{- define "modelgate.pushServerName" -}}
+{{- default (printf "%s.%s.svc" (include "modelgate.controller.fullname" .) .Release.Namespace) .Values.push.tls.serverName -}}
+{{- end -}}
+{{/* The proxies' controller address: every address of the headless Service, https with push TLS. */}}
+{{- define "modelgate.controllerAddress" -}}
+dns:{{ if .Values.push.tls.enabled }}https://{{ end }}{{ include "modelgate.controller.fullname" . }}.{{ .Release.Namespace }}.svc.{{ .Values.clusterDomain }}:{{ .Values.controller.pushPort }}
+{{- end -}}
+
 {{- define "modelgate.lease" -}}
 {{- default (include "modelgate.controller.fullname" .) .Values.controller.leaderElection.lease -}}
 {{- end -}}

@@ -29,11 +29,20 @@ Ask the leader: only it versions tables, so a follower cannot say who is in sync
             NACKED   it refused a newer table (the reason is printed below the table)
 
 Options:
-  --controller URL   the controller's admin address (default ${DEFAULT_CONTROLLER_ADMIN};
-                     e.g. through kubectl port-forward deploy/modelgate-controller 9902)
+  --controller URL   the controller's admin address (default ${DEFAULT_CONTROLLER_ADMIN});
+                     a URL with a path prefix works, such as kubectl proxy's (below)
   -o, --output FMT   table (default) or json (the ${STATUS_API_PATH} document as is)
   --timeout MS       give up after this many milliseconds (default 5000)
   -h, --help         show this help
+
+In a cluster, ask the leader (the Lease names its pod) through the API server's pod proxy: the
+chart binds admin listeners to the pod IP (adminBindAddress: podIP), which kubectl port-forward
+cannot reach, and a port-forward to the Deployment may pick a follower. For the release modelgate
+in the namespace modelgate:
+
+  LEADER=$(kubectl -n modelgate get lease modelgate-controller -o jsonpath='{.spec.holderIdentity}')
+  kubectl proxy --port 8001 &
+  modelgate status --controller "http://127.0.0.1:8001/api/v1/namespaces/modelgate/pods/$LEADER:9902/proxy/"
 
 Exit status: 0 when every connected proxy runs the current table and none NACKed it, 1 otherwise
 (or when the controller is not the leader), 2 when the controller cannot be reached.`;
@@ -135,7 +144,33 @@ export function renderStatus(s: StatusApiResponse): string {
       ),
     );
   }
+  const down = outOfService(s);
+  if (down.length > 0)
+    out.push('', renderTable(['BACKEND', 'ENDPOINT', 'HEALTH', 'OUT OF SERVICE ON'], down));
   return out.join('\n');
+}
+
+/** Rows for endpoints some proxy took out of service (none when all are up: nothing to say). */
+function outOfService(s: StatusApiResponse): string[][] {
+  const rows: string[][] = [];
+  // `backends` came after the first controllers that serve this document.
+  for (const b of s.backends ?? []) {
+    for (const e of b.endpoints) {
+      if (e.health !== 'down' && e.health !== 'partial') continue;
+      const host = e.address.includes(':') ? `[${e.address}]` : e.address;
+      const why = e.down.map(
+        (d) =>
+          `${d.proxy} (${[d.unhealthy && 'failing checks', d.ejected && 'ejected'].filter(Boolean).join(', ')})`,
+      );
+      rows.push([
+        `${b.route}/${b.rule}/${b.name}`,
+        `${host}:${e.port}`,
+        e.health.toUpperCase(),
+        why.join(', '),
+      ]);
+    }
+  }
+  return rows;
 }
 
 export class ControllerUnreachableError extends Error {

@@ -58,6 +58,13 @@ export class EndpointHealth {
     return [...this.down.keys()];
   }
 
+  /** Endpoints out of service and why, sorted by origin (the proxy reports them to the controllers). */
+  downEndpoints(): { origin: string; unhealthy: boolean; ejected: boolean }[] {
+    return [...this.down]
+      .map(([origin, d]) => ({ origin, unhealthy: d.unhealthy, ejected: d.ejected }))
+      .sort((a, b) => (a.origin < b.origin ? -1 : a.origin > b.origin ? 1 : 0));
+  }
+
   /**
    * The available members of `endpoints`, in order; the same array when all are available, so a
    * rebuild can tell "nothing changed" by identity.

@@ -9,13 +9,36 @@
  * fault that a backend sent a tensor whose contents disagree with its shape). A gRPC error status
  * from the backend is passed on as MG_KSERVE_UPSTREAM_STATUS with the HTTP status Google's API
  * design guide gives that gRPC code (grpcStatusToHttp in grpc-frame.ts), the backend's
- * grpc-message as `error`, and the gRPC code name as `grpc_status`.
+ * grpc-message as `error`, and the gRPC code name as `grpc_status`. That entry has no status of
+ * its own: its `status` is 'mapped' and `statuses` lists every status the mapping can give.
  */
 import type { ErrorDefinition } from '../errors.ts';
+
+/**
+ * A catalogue entry without a fixed HTTP status: each reply carries the status mapped from the
+ * backend's gRPC status code, which the thrower must give (see KServeError's constructor).
+ */
+export interface MappedErrorDefinition {
+  readonly code: string;
+  readonly status: 'mapped';
+  /** Every HTTP status the mapping gives a non-OK gRPC code (grpcStatusToHttp), ascending. */
+  readonly statuses: readonly number[];
+  readonly message: string;
+}
+
+export type KServeErrorDefinition = ErrorDefinition | MappedErrorDefinition;
 
 function def(code: string, status: number, message: string): ErrorDefinition {
   return { code, status, message };
 }
+
+/**
+ * What grpcStatusToHttp gives the non-OK gRPC codes (1 to 16, and 500 for any other); a unit test
+ * (test/unit/dataplane/kserve/errors.test.ts) keeps the two in step.
+ */
+export const GRPC_MAPPED_HTTP_STATUSES: readonly number[] = Object.freeze([
+  400, 401, 403, 404, 409, 429, 499, 500, 501, 503, 504,
+]);
 
 export const KServeErrors = {
   /** The body is not JSON, or a member has the wrong JSON type, or a required one is missing. */
@@ -45,7 +68,12 @@ export const KServeErrors = {
     'this KServe v2 endpoint does not allow this method',
   ),
   /** The backend answered with a non-OK gRPC status; the HTTP status is mapped from it. */
-  UpstreamStatus: def('MG_KSERVE_UPSTREAM_STATUS', 502, 'the inference server returned an error'),
+  UpstreamStatus: {
+    code: 'MG_KSERVE_UPSTREAM_STATUS',
+    status: 'mapped',
+    statuses: GRPC_MAPPED_HTTP_STATUSES,
+    message: 'the inference server returned an error',
+  },
   /** The backend's answer is not a well-formed gRPC response of the expected message. */
   BadResponse: def('MG_KSERVE_BAD_RESPONSE', 502, 'the inference server sent an invalid response'),
   /** The backend answered with an output datatype the gateway cannot render as JSON. */
@@ -62,18 +90,28 @@ export const KServeErrors = {
   ),
   /** A response message larger than the configured limit. */
   ResponseTooLarge: def('MG_KSERVE_RESPONSE_TOO_LARGE', 502, 'the inference server response is too large'),
-} as const satisfies Record<string, ErrorDefinition>;
+} as const satisfies Record<string, KServeErrorDefinition>;
 
 export type KServeErrorName = keyof typeof KServeErrors;
 
-/** A translation failure: a catalogue entry, the message for this case and, for upstream statuses, the HTTP status. */
+/**
+ * A translation failure: a catalogue entry, the message for this case and the HTTP status (the
+ * entry's own, or for a mapped entry the one this reply gets, which must then be given).
+ */
 export class KServeError extends Error {
-  readonly def: ErrorDefinition;
+  readonly def: KServeErrorDefinition;
   readonly status: number;
   readonly extra: Record<string, string> | undefined;
 
+  constructor(definition: ErrorDefinition, message?: string, status?: number, extra?: Record<string, string>);
   constructor(
-    definition: ErrorDefinition,
+    definition: MappedErrorDefinition,
+    message: string,
+    status: number,
+    extra?: Record<string, string>,
+  );
+  constructor(
+    definition: KServeErrorDefinition,
     message?: string,
     status?: number,
     extra?: Record<string, string>,
@@ -81,7 +119,8 @@ export class KServeError extends Error {
     super(message ?? definition.message);
     this.name = 'KServeError';
     this.def = definition;
-    this.status = status ?? definition.status;
+    // The overloads make a mapped entry come with its status; 500 only guards untyped callers.
+    this.status = status ?? (typeof definition.status === 'number' ? definition.status : 500);
     this.extra = extra;
   }
 

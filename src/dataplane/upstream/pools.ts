@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Pool } from 'undici';
-import type { CompiledEndpoint, CompiledUpstreamTls } from '../../routing-table/types.ts';
+import type { CompiledUpstreamTls } from '../../routing-table/types.ts';
 import { installH2AbortGuard } from './h2-abort-guard.ts';
 
 export { endpointOrigin } from '../../routing-table/endpoint-origin.ts';

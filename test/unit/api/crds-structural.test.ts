@@ -156,10 +156,11 @@ for (const { def, file, text } of generatedCrds()) {
       assert.deepEqual(problems, []);
     });
 
-    test('every property has a description', () => {
+    test('every property, and every list item or map value that is an object, has a description', () => {
       const { nodes } = load();
+      const isObjectElement = (n: SchemaNode) => /[\]}]$/.test(n.path) && n.schema.properties !== undefined;
       const problems = check(
-        nodes.filter((n) => n.propertyName !== undefined),
+        nodes.filter((n) => n.propertyName !== undefined || isObjectElement(n)),
         ({ schema: s }) =>
           typeof s.description === 'string' && s.description.trim() !== '' ? undefined : 'no description',
       );

@@ -96,6 +96,19 @@ describe('docs/reference/ documents everything', () => {
       assert.deepEqual(missing, [], `fields missing from ${kind}'s page`);
     });
 
+    // Without its own description, a list item's table borrows the list's, which says what the list
+    // is for rather than what one item is; a property without one has an empty cell.
+    test(`${kind}: every property and every object in a list or map has its own description`, () => {
+      const nodes = walkSchema(schema).filter(
+        (n) => n.propertyName !== undefined || (/[\]}]$/.test(n.path) && n.schema.properties !== undefined),
+      );
+      assert.ok(nodes.length > 10, 'the walk found the fields');
+      const missing = nodes
+        .filter((n) => typeof n.schema.description !== 'string' || n.schema.description.trim() === '')
+        .map((n) => n.path);
+      assert.deepEqual(missing, [], `${kind}: nodes without a description`);
+    });
+
     test(`${kind}: every CEL rule is listed with its message`, () => {
       const text = pages.get(kind)!.text;
       // In bold, so a `*` in a message is escaped.

@@ -8,6 +8,8 @@
  * `attributeTypeMap` of @kubernetes/client-node's generated model classes lists every field of
  * every type, so a walk over it finds a misspelt or misplaced key.
  */
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
@@ -199,4 +201,41 @@ export function flag(args: readonly string[], name: string): string | undefined 
 /** Every value of a repeatable flag, in order. */
 export function flags(args: readonly string[], name: string): string[] {
   return args.flatMap((a, i) => (a === name && args[i + 1] !== undefined ? [args[i + 1]!] : []));
+}
+
+// --- NOTES.txt ---------------------------------------------------------------------------------------
+
+/**
+ * The chart's NOTES.txt as `helm install` prints it. `helm template` leaves NOTES out, so a copy of
+ * the chart holds it as a named template that a ConfigMap includes.
+ */
+export function renderNotes(args: readonly string[] = []): string {
+  const dir = mkdtempSync(join(tmpdir(), 'modelgate-notes-'));
+  try {
+    const chart = join(dir, 'modelgate');
+    cpSync(CHART_DIR, chart, { recursive: true });
+    const notes = readFileSync(join(chart, 'templates', 'NOTES.txt'), 'utf8');
+    rmSync(join(chart, 'templates', 'NOTES.txt'));
+    writeFileSync(
+      join(chart, 'templates', '_notes.tpl'),
+      `{{- define "test.notes" -}}\n${notes}{{- end -}}\n`,
+    );
+    writeFileSync(
+      join(chart, 'templates', 'notes.yaml'),
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "test.notes" . | quote }}\n',
+    );
+    const text = helm([
+      'template',
+      RELEASE,
+      chart,
+      '--namespace',
+      NAMESPACE,
+      '--show-only',
+      'templates/notes.yaml',
+      ...args,
+    ]);
+    return (parseStream(text)[0] as K8sObject & { data: { notes: string } }).data.notes;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

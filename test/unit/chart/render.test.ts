@@ -33,10 +33,16 @@ import {
 
 const defaults = render();
 const allOptions = render(['-f', ALL_OPTIONS]);
+/** Push TLS the easy way: cert-manager with the chart's own CA. */
+const PUSH_TLS = ['--set', 'push.tls.enabled=true', '--set', 'push.tls.certManager.enabled=true'];
+const pushTls = render(PUSH_TLS);
 const VARIANTS: [string, K8sObject[]][] = [
   ['default values', defaults],
   ['every option', allOptions],
+  ['push TLS', pushTls],
 ];
+/** cert-manager's kinds: its CRDs are not a dependency, so push-tls.test.ts checks them by hand. */
+const CERT_MANAGER_KINDS = new Set(['Certificate', 'Issuer']);
 
 test('helm lint --strict passes with the default values and with every option', () => {
   for (const extra of [[], ['-f', ALL_OPTIONS]]) {
@@ -77,16 +83,19 @@ test('every rendered object is valid against the Kubernetes schemas (no unknown 
     for (const o of objects) {
       kinds.add(o.kind);
       // Custom resources: checked below and in monitoring.test.ts.
-      if (o.kind === 'ServiceMonitor' || o.kind === 'PrometheusRule') continue;
+      if (o.kind === 'ServiceMonitor' || o.kind === 'PrometheusRule' || CERT_MANAGER_KINDS.has(o.kind))
+        continue;
       assert.deepEqual(await kubernetesProblems(o), [], `${what}: ${idOf(o)}`);
     }
   }
   assert.deepEqual([...kinds].sort(), [
+    'Certificate',
     'ClusterRole',
     'ClusterRoleBinding',
     'ConfigMap',
     'Deployment',
     'HorizontalPodAutoscaler',
+    'Issuer',
     'NetworkPolicy',
     'PodDisruptionBudget',
     'PrometheusRule',
@@ -324,7 +333,7 @@ test("the proxies' GatewayConfig and flags give the listeners their container po
   }
   assert.deepEqual(
     volumes.flatMap((v) => (v.secret ? [v.secret.secretName] : [])),
-    ['gateway-push-token', 'gateway-tls', 'internal-tls', 'clients-ca'],
+    ['gateway-push-token', 'gateway-push-ca', 'gateway-tls', 'internal-tls', 'clients-ca'],
   );
   assert.deepEqual(config.trustedProxies.cidrs, ['10.0.0.0/8', '2001:db8::/32']);
   assert.equal(config.cache.maxBytes, '512Mi');
@@ -352,8 +361,10 @@ test('the proxies reach every controller through the headless Service, with the 
     assert.equal(svc.spec.publishNotReadyAddresses, true);
     const push = svc.spec.ports.find((p) => p.name === 'push')!;
     assert.equal(flag(controller.c.args!, '--listen'), `[$(POD_IP)]:${push.port}`);
+    // https (written out) when the push stream is TLS: push-tls.test.ts.
+    const scheme = flag(controller.c.args!, '--push-tls-cert') ? 'https://' : '';
     assert.deepEqual(flags(proxy.c.args!, '--controller'), [
-      `dns:${svc.metadata.name}.${NAMESPACE}.svc.cluster.local:${push.port}`,
+      `dns:${scheme}${svc.metadata.name}.${NAMESPACE}.svc.cluster.local:${push.port}`,
     ]);
     // The token Secret the controller creates (and reads) is the one the proxies mount.
     const secretName = flag(controller.c.args!, '--push-token-secret');

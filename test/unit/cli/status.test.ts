@@ -3,10 +3,19 @@
  * when the controller cannot be reached.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { exitCodeFor, renderStatus, renderTable, status } from '../../../src/cli/commands/status.ts';
+import {
+  exitCodeFor,
+  fetchStatus,
+  renderStatus,
+  renderTable,
+  status,
+  statusHelp,
+} from '../../../src/cli/commands/status.ts';
 import type { StatusApiResponse } from '../../../src/controlplane/status-api.ts';
 import { runCli } from './run-cli.ts';
 
@@ -52,6 +61,7 @@ const doc: StatusApiResponse = {
       history: [],
     },
   ],
+  backends: [],
 };
 
 test('renderTable pads columns two spaces apart and trims trailing space', () => {
@@ -147,4 +157,38 @@ test('--help, bad flags and the top-level help', async () => {
   assert.match(bad.stderr, /-o yaml: expected table or json/);
   assert.match((await runCli(['status', '--controller', 'nope'])).stderr, /expected a URL/);
   assert.match((await runCli(['--help'])).stdout, /\n {2}status {2,}ask a controller/);
+});
+
+test('--help shows a way into a cluster that works with the chart defaults, the one the guide gives', async () => {
+  // The chart binds the admin listener to the pod IP, which kubectl port-forward (loopback) cannot
+  // reach, and a Deployment port-forward may land on a follower: ask the Lease holder through the
+  // API server's pod proxy instead.
+  assert.doesNotMatch(statusHelp, /port-forward (deploy|deployment)\//);
+  const recipe = statusHelp.split('\n').filter((l) => /^ {2}(LEADER=|kubectl |modelgate status )/.test(l));
+  assert.equal(recipe.length, 3, statusHelp);
+  assert.match(recipe[0]!, /kubectl -n modelgate get lease modelgate-controller .*holderIdentity/);
+  const guide = readFileSync(join(import.meta.dirname, '..', '..', '..', 'docs', 'operations.md'), 'utf8');
+  for (const line of recipe) assert.ok(guide.includes(line.trim()), `docs/operations.md has: ${line.trim()}`);
+
+  // The --controller URL it gives, through a stand-in for kubectl proxy, reaches the status API.
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const { port } = server.address() as AddressInfo;
+    const url = /--controller "([^"]+)"/
+      .exec(recipe[2]!)![1]!
+      .replace('127.0.0.1:8001', `127.0.0.1:${port}`)
+      .replace('$LEADER', 'modelgate-controller-7d9f-abcde');
+    const got = await fetchStatus(url);
+    assert.equal(got.controller.identity, 'controller-0');
+    assert.deepEqual(seen, [
+      '/api/v1/namespaces/modelgate/pods/modelgate-controller-7d9f-abcde:9902/proxy/api/v1/status',
+    ]);
+  } finally {
+    server.close();
+  }
 });

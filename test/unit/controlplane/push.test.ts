@@ -7,6 +7,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { isDeepStrictEqual } from 'node:util';
 import type { TableVersion } from '../../../src/controlplane/push-server.ts';
 import {
   changePart,
@@ -492,4 +493,57 @@ test('proxies report their rollout counters; the replica validates them and hand
     body: JSON.stringify({ ...report, backends: [{ ...report.backends[0], requests: -1 }] }),
   });
   assert.equal(bad.status, 400);
+});
+
+test('proxies report the endpoints they took out of service; the replica keeps the newest list per known proxy', async (t) => {
+  const a = await leaderWith('ctl-a', 1);
+  t.after(() => a.close());
+  a.push.publish(makeTable(2, 1));
+  let down = [{ origin: 'http://10.0.0.1:8000', unhealthy: false, ejected: true }];
+  const { client } = makeClient({
+    controllers: [a.url],
+    stats: () => ({ proxy: 'proxy-a', epoch: 1000, backends: [], endpointsDown: down }),
+    reportIntervalMs: 0,
+  });
+  t.after(() => client.close());
+  const connected = new Promise((r) => client.once('connected', r));
+  client.start();
+  await connected;
+  const view = () => a.push.proxies().find((p) => p.id === 'proxy-a')?.endpointsDown?.down;
+  // A report is not sent while the previous one to that replica is in flight, so send until the
+  // replica shows the list (each attempt waits for the POST in flight to finish).
+  const reportUntil = async (want: unknown) => {
+    for (let i = 0; i < 200 && !isDeepStrictEqual(view(), want); i++) {
+      client.sendReport();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.deepEqual(view(), want);
+  };
+  await reportUntil(down);
+  down = []; // recovered: the next report says so
+  await reportUntil([]);
+
+  const post = (body: unknown) =>
+    fetch(`${a.url}/v1/report`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  // Malformed lists are refused and change nothing.
+  const bad = await post({
+    proxy: 'proxy-a',
+    epoch: 1000,
+    backends: [],
+    endpointsDown: [{ origin: 'http://x:1', unhealthy: 'yes', ejected: false }],
+  });
+  assert.equal(bad.status, 400);
+  assert.match(await bad.text(), /unhealthy and ejected must be booleans/);
+  assert.deepEqual(view(), []);
+  // A proxy id the replica never saw gets no record (reports cannot grow the proxy list).
+  const stranger = await post({ proxy: 'nobody', epoch: 1, backends: [], endpointsDown: [] });
+  assert.equal(stranger.status, 204);
+  assert.equal(
+    a.push.proxies().some((p) => p.id === 'nobody'),
+    false,
+  );
 });

@@ -25,6 +25,7 @@ const proxies: ProxyView[] = [
     lastAck: { proxy: 'proxy-a', version: v(2, 5), hash: 'h5', ok: true, at: Date.UTC(2026, 10, 24) },
     applied: v(2, 5),
     refused: undefined,
+    endpointsDown: undefined,
   },
   {
     id: 'proxy-b',
@@ -32,8 +33,16 @@ const proxies: ProxyView[] = [
     lastAck: { proxy: 'proxy-b', version: v(2, 5), hash: 'h5', ok: false, reason: 'bad regex', at: 0 },
     applied: v(2, 4),
     refused: { version: v(2, 5), reason: 'bad regex' },
+    endpointsDown: undefined,
   },
-  { id: 'proxy-c', connected: false, lastAck: undefined, applied: undefined, refused: undefined },
+  {
+    id: 'proxy-c',
+    connected: false,
+    lastAck: undefined,
+    applied: undefined,
+    refused: undefined,
+    endpointsDown: undefined,
+  },
 ];
 
 const statuses = [

@@ -51,17 +51,21 @@ test('available = healthy and not ejected; onChange only on combined transitions
   };
   health.outliers.record(A, 'error', group); // ejected for 60 s
   assert.deepEqual(changes, [[A, false]]);
+  assert.deepEqual(health.downEndpoints(), [{ origin: A, unhealthy: false, ejected: true }]);
   probeResults.set(A, false);
   await probeNow();
   assert.equal(health.checker.isHealthy(A), false);
+  assert.deepEqual(health.downEndpoints(), [{ origin: A, unhealthy: true, ejected: true }], 'both reasons');
   assert.deepEqual(changes, [[A, false]], 'already out: no second change');
   time.advance(60_000); // the ejection ends, the probe still fails
   assert.equal(health.outliers.isEjected(A), false);
   assert.equal(health.isAvailable(A), false, 'still unhealthy');
   assert.deepEqual(changes, [[A, false]]);
+  assert.deepEqual(health.downEndpoints(), [{ origin: A, unhealthy: true, ejected: false }]);
   probeResults.set(A, true);
   await probeNow();
   assert.equal(health.isAvailable(A), true);
+  assert.deepEqual(health.downEndpoints(), []);
   assert.deepEqual(changes, [
     [A, false],
     [A, true],
