@@ -15,15 +15,17 @@
  *   rollouts    [{namespace, name, phase, currentStep, steps, stepWeight, servedWeight, message,
  *               lastVerdict: {verdict, message, at} | null, history: [{weight, at, reason}]}]
  *   backends    [{route, rule, name, weightPercent, protocol, modelRevision, role, unavailable,
- *               endpoints: [{address, port, state, zone, health, reporting, down}]}]
- *               (status-backends.ts; health as the connected proxies report it)
+ *               counts: {total, ready, draining, up, down, partial, unknown},
+ *               endpoints: [{address, port, state, zone, health, reporting, down}], endpointsOmitted}]
+ *               (status-backends.ts; health as the connected proxies report it; `endpoints` lists
+ *               those not up, or every one with ?endpoints=all, at most 100 per backend)
  */
 import type { ClusterState } from '../api/cluster-state.ts';
 import type { ResourceStatus } from '../compiler/compile.ts';
 import type { RoutingTable } from '../routing-table/types.ts';
 import { compareVersions, type TableVersion, versionLabel } from './push/protocol.ts';
 import type { ProxyView } from './push-server.ts';
-import { buildBackends, type StatusBackendView } from './status-backends.ts';
+import { buildBackends, type EndpointSelection, type StatusBackendView } from './status-backends.ts';
 
 export const STATUS_API_PATH = '/api/v1/status';
 
@@ -96,6 +98,8 @@ export interface StatusApiInput {
   state: Pick<ClusterState, 'modelRoutes' | 'canaryRollouts'> | undefined;
   /** The table last compiled (undefined before the first compile). */
   table?: RoutingTable | undefined;
+  /** Which endpoints `backends` lists (counts cover all either way). Default notUp. */
+  endpoints?: EndpointSelection;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -188,6 +192,6 @@ export function buildStatus(input: StatusApiInput): StatusApiResponse {
     proxies,
     routes: routes.sort(byName),
     rollouts: rollouts.sort(byName),
-    backends: buildBackends(input.table, input.proxies),
+    backends: buildBackends(input.table, input.proxies, input.endpoints),
   };
 }

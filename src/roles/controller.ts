@@ -148,12 +148,23 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     leaseDurationMs: opts.leaseDurationMs,
     renewDeadlineMs: opts.renewDeadlineMs,
     retryPeriodMs: opts.retryPeriodMs,
+    // Terms proxies run: a new leadership goes above them even when the Lease was recreated.
+    termFloor: () => push.highestProxyTerm,
     onStartedLeading: (term) => {
       logger.info({ term }, 'leading');
       push.setLeader(true, term);
       if (last) publish(last);
       scheduleStatus();
       engine.kick();
+    },
+    onTermChanged: (term, previous) => {
+      logger.warn(
+        { term, previous },
+        'proxies run tables of a term at or above the one this replica led (was the Lease deleted and recreated?); now leading a higher term, written to the Lease, and sending the table again in it',
+      );
+      push.setLeader(true, term);
+      if (last) publish(last);
+      scheduleStatus();
     },
     onStoppedLeading: () => {
       logger.warn({ term: elector.term }, 'no longer leading');
@@ -162,6 +173,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     },
     onError: (err) => logger.warn({ err: String(err) }, 'lease renewal failed'),
   });
+  // A proxy runs a term at or above ours: take a higher one (a conditional Lease update, leader only).
+  push.on('staleTerm', (s) => elector.raiseTerm(s.version.term));
 
   const objectsByKey = new Map<string, { status?: Record<string, unknown> }>();
   const writer = new StatusWriter({
@@ -317,6 +330,14 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   );
   register(
     new CallbackFamily(
+      'modelgate_controller_term_raises_total',
+      'Times this replica, leading, moved to a higher term because proxies ran a term at or above its own (a recreated Lease).',
+      'counter',
+      () => [[{}, elector.termRaises]],
+    ),
+  );
+  register(
+    new CallbackFamily(
       'modelgate_controller_proxies',
       'Proxies by state: connected, nacked (connected and refused the newest table).',
       'gauge',
@@ -382,8 +403,9 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     proxies: push.proxies(),
     resources: computed,
   }));
-  admin.get(STATUS_API_PATH, async () =>
+  admin.get<{ Querystring: { endpoints?: string } }>(STATUS_API_PATH, async (req) =>
     buildStatus({
+      endpoints: req.query.endpoints === 'all' ? 'all' : 'notUp',
       identity: opts.identity,
       leader: elector.isLeader(),
       term: elector.term,

@@ -128,7 +128,16 @@ export function statusPageMain(): void {
         if (down.length > 0) item.append(' ', el('span', { class: 'reason' }, `out on ${down.join(', ')}`));
         list.append(item);
       }
-      if (eps.length === 0) list.append(el('li', { class: 'reason' }, s(b.unavailable, 'no endpoints')));
+      const n = b.counts as Record<string, number>;
+      const omitted = Number(b.endpointsOmitted ?? 0);
+      if (omitted > 0) list.append(el('li', { class: 'note' }, `and ${omitted} more not up`));
+      // The counts cover every endpoint; the list holds only those some proxy took out.
+      const summaryParts = [`${n.total} endpoint${n.total === 1 ? '' : 's'}`];
+      for (const k of ['up', 'down', 'partial', 'unknown', 'draining']) {
+        if ((n[k] ?? 0) > 0) summaryParts.push(`${n[k]} ${k}`);
+      }
+      const counts = el('div', { class: n.down > 0 || n.partial > 0 ? 'reason' : 'note', 'data-counts': '' });
+      counts.textContent = b.unavailable ? s(b.unavailable) : summaryParts.join(', ');
       const name = `${s(b.route)}/${s(b.rule)}/${s(b.name)}`;
       rows.push(
         el(
@@ -138,7 +147,7 @@ export function statusPageMain(): void {
           el('td', {}, `${s(b.weightPercent)}%`),
           el('td', {}, s(b.protocol)),
           el('td', {}, s(b.modelRevision)),
-          el('td', {}, list),
+          el('td', {}, counts, list),
         ),
       );
     }

@@ -195,17 +195,20 @@ test('the status page shows a NACKed proxy, route conditions, endpoint health an
   const route = await page.locator('tr[data-route="ml/chat"]').innerText();
   assert.match(route, /ml\/chat\s+1\s+True\s+True\s+False NotProgrammed: proxy-bad refused table/);
 
-  // Backends: the dead endpoint is out of service on proxy-good, the live one up.
+  // Backends: counts over every endpoint; the dead one listed, out of service on proxy-good.
   const stableRow = page.locator('tr[data-backend="ml/chat/llama/stable"]');
   assert.match(await stableRow.innerText(), /stable/);
+  assert.equal(await stableRow.locator('[data-counts]').innerText(), '2 endpoints, 1 up, 1 down');
   const deadItem = stableRow.locator(`li[data-endpoint="127.0.0.1:${dead}"]`);
   assert.equal(await deadItem.getAttribute('data-health'), 'down');
   assert.match(await deadItem.innerText(), /out on proxy-good \(failing checks\)/);
-  const livePort = new URL(stable.url).port;
   assert.equal(
-    await stableRow.locator(`li[data-endpoint="127.0.0.1:${livePort}"]`).getAttribute('data-health'),
-    'up',
+    await stableRow.locator('li[data-endpoint]').count(),
+    1,
+    'endpoints that are up are only counted',
   );
+  const canaryRow = page.locator('tr[data-backend="ml/chat/llama/canary"]');
+  assert.equal(await canaryRow.locator('[data-counts]').innerText(), '1 endpoint, 1 up');
 
   // The rollout: paused at step 2 of 3 with 20% in its history and on its chart.
   const rollout = page.locator('tr[data-rollout="ml/chat-v2"]');

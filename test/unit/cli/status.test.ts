@@ -192,3 +192,48 @@ test('--help shows a way into a cluster that works with the chart defaults, the 
     server.close();
   }
 });
+
+test('endpoints some proxy took out of service are listed with the proxies and why', () => {
+  const endpoint = (
+    address: string,
+    health: 'down' | 'partial',
+    down: { proxy: string; unhealthy: boolean; ejected: boolean }[],
+  ) => ({
+    address,
+    port: 8000,
+    state: 'ready' as const,
+    zone: null,
+    health,
+    reporting: 2,
+    down,
+  });
+  const text = renderStatus({
+    ...doc,
+    backends: [
+      {
+        route: 'ml/chat',
+        rule: 'llama',
+        name: 'stable',
+        weightPercent: 100,
+        protocol: 'HTTP',
+        modelRevision: null,
+        role: null,
+        unavailable: null,
+        counts: { total: 3, ready: 3, draining: 0, up: 1, down: 1, partial: 1, unknown: 0 },
+        endpoints: [
+          endpoint('10.0.0.1', 'down', [
+            { proxy: 'proxy-a', unhealthy: true, ejected: false },
+            { proxy: 'proxy-b', unhealthy: true, ejected: true },
+          ]),
+          endpoint('fd00::2', 'partial', [{ proxy: 'proxy-a', unhealthy: false, ejected: true }]),
+        ],
+        endpointsOmitted: 0,
+      },
+    ],
+  });
+  assert.match(
+    text,
+    /\nBACKEND +ENDPOINT +HEALTH +OUT OF SERVICE ON\nml\/chat\/llama\/stable +10\.0\.0\.1:8000 +DOWN +proxy-a \(failing checks\), proxy-b \(failing checks, ejected\)\nml\/chat\/llama\/stable +\[fd00::2\]:8000 +PARTIAL +proxy-a \(ejected\)$/,
+  );
+  assert.doesNotMatch(renderStatus(doc), /OUT OF SERVICE/, 'nothing to say when every endpoint is up');
+});

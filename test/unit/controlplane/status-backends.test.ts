@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ProxyView } from '../../../src/controlplane/push-server.ts';
-import { buildBackends } from '../../../src/controlplane/status-backends.ts';
+import { buildBackends, MAX_LISTED } from '../../../src/controlplane/status-backends.ts';
 import type { RoutingTable } from '../../../src/routing-table/types.ts';
 
 const table = {
@@ -65,23 +65,24 @@ const proxy = (id: string, connected: boolean, down?: ProxyView['endpointsDown']
   endpointsDown: down,
 });
 
-test('endpoints: down on every reporting proxy, on some, or on none; TLS backends by their https origin', () => {
-  const proxies = [
-    proxy('a', true, {
-      at: 1,
-      down: [
-        { origin: 'http://10.0.0.1:8000', unhealthy: true, ejected: false },
-        { origin: 'http://[fd00::3]:8000', unhealthy: false, ejected: true },
-        { origin: 'https://10.0.1.1:9000', unhealthy: true, ejected: true },
-      ],
-    }),
-    proxy('b', true, { at: 1, down: [{ origin: 'http://10.0.0.1:8000', unhealthy: false, ejected: true }] }),
-    // Disconnected: its stale view does not count.
-    proxy('c', false, { at: 1, down: [{ origin: 'http://10.0.0.2:8000', unhealthy: true, ejected: false }] }),
-    // Never reported health (an older proxy): not counted as reporting.
-    proxy('d', true),
-  ];
-  const [stable, canary, broken] = buildBackends(table, proxies);
+const proxies = [
+  proxy('a', true, {
+    at: 1,
+    down: [
+      { origin: 'http://10.0.0.1:8000', unhealthy: true, ejected: false },
+      { origin: 'http://[fd00::3]:8000', unhealthy: false, ejected: true },
+      { origin: 'https://10.0.1.1:9000', unhealthy: true, ejected: true },
+    ],
+  }),
+  proxy('b', true, { at: 1, down: [{ origin: 'http://10.0.0.1:8000', unhealthy: false, ejected: true }] }),
+  // Disconnected: its stale view does not count.
+  proxy('c', false, { at: 1, down: [{ origin: 'http://10.0.0.2:8000', unhealthy: true, ejected: false }] }),
+  // Never reported health (an older proxy): not counted as reporting.
+  proxy('d', true),
+];
+
+test('every endpoint with ?endpoints=all: down on every reporting proxy, on some, or on none; TLS by https origin', () => {
+  const [stable, canary, broken] = buildBackends(table, proxies, 'all');
   assert.deepEqual(
     stable!.endpoints.map((e) => [
       e.address,
@@ -101,6 +102,15 @@ test('endpoints: down on every reporting proxy, on some, or on none; TLS backend
     { proxy: 'a', unhealthy: true, ejected: false },
     { proxy: 'b', unhealthy: false, ejected: true },
   ]);
+  assert.deepEqual(stable!.counts, {
+    total: 3,
+    ready: 2,
+    draining: 1,
+    up: 1,
+    down: 1,
+    partial: 1,
+    unknown: 0,
+  });
   assert.equal(stable!.weightPercent, 80);
   assert.equal(stable!.role, 'stable');
   assert.equal(stable!.modelRevision, 'v1');
@@ -109,10 +119,45 @@ test('endpoints: down on every reporting proxy, on some, or on none; TLS backend
   assert.equal(broken!.role, null);
   assert.equal(broken!.unavailable, 'secret ml/tls not found');
   assert.deepEqual(broken!.endpoints, [], 'an unavailable backend serves no endpoint');
+  assert.equal(broken!.counts.total, 0);
+});
+
+test('by default only endpoints not up are listed; the counts still cover all', () => {
+  const [stable, canary] = buildBackends(table, proxies);
+  assert.deepEqual(
+    stable!.endpoints.map((e) => [e.address, e.health]),
+    [
+      ['10.0.0.1', 'down'],
+      ['fd00::3', 'partial'],
+    ],
+  );
+  assert.equal(stable!.counts.total, 3);
+  assert.equal(canary!.endpoints.length, 1);
+});
+
+test('a large endpoint set: at most MAX_LISTED listed, the rest counted as omitted', () => {
+  const many = structuredClone(table) as RoutingTable;
+  const eps = Array.from({ length: MAX_LISTED + 7 }, (_, i) => ({
+    address: `10.9.${i >> 8}.${i & 255}`,
+    port: 80,
+    scheme: 'http' as const,
+    state: 'ready' as const,
+  }));
+  many.endpoints.e1 = { hash: 'x', endpoints: eps };
+  const everyDown = [
+    proxy('a', true, {
+      at: 1,
+      down: eps.map((e) => ({ origin: `http://${e.address}:80`, unhealthy: true, ejected: false })),
+    }),
+  ];
+  const [stable] = buildBackends(many, everyDown);
+  assert.equal(stable!.endpoints.length, MAX_LISTED);
+  assert.equal(stable!.endpointsOmitted, 7);
+  assert.equal(stable!.counts.down, MAX_LISTED + 7);
 });
 
 test('no connected proxy reports health: unknown, not up; no table: no backends', () => {
-  const [stable] = buildBackends(table, [proxy('d', true), proxy('c', false, { at: 1, down: [] })]);
+  const [stable] = buildBackends(table, [proxy('d', true), proxy('c', false, { at: 1, down: [] })], 'all');
   assert.deepEqual(
     stable!.endpoints.map((e) => [e.health, e.reporting]),
     [
@@ -121,5 +166,7 @@ test('no connected proxy reports health: unknown, not up; no table: no backends'
       ['unknown', 0],
     ],
   );
+  assert.equal(stable!.counts.unknown, 3);
+  assert.deepEqual(buildBackends(table, [])[0]!.endpoints, [], 'unknown is not listed by default');
   assert.deepEqual(buildBackends(undefined, []), []);
 });
