@@ -14,7 +14,8 @@
  *
  * No Kubernetes here: the controller role wires `handle` into its HTTP server, feeds `publish` with
  * compiled tables and `setLeader` with the leader elector's decisions, and reads `proxies()` and the
- * 'ack' event to compute Programmed.
+ * 'ack' event to compute Programmed. 'staleTerm' tells it when proxies run a term at or above the
+ * one it leads (the Lease was recreated), which only a new term from the elector can fix.
  */
 import { EventEmitter } from 'node:events';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
@@ -30,11 +31,13 @@ import {
   isValidProxyId,
   NDJSON,
   parseAckBody,
+  parseVersionLabel,
   REPORT_PATH,
   SCHEMA_HEADER,
   STREAM_PATH,
   type StreamMessage,
   type TableVersion,
+  VERSION_HEADER,
   versionLabel,
 } from './push/protocol.ts';
 import { parseStatsReport, type StatsReport } from './rollout/backend-stats.ts';
@@ -93,6 +96,12 @@ export type PushServerEvents = {
   resend: [{ proxy: string; version: TableVersion; nacked: TableVersion }];
   /** A proxy's rollout counters (POST /v1/report), validated. */
   report: [StatsReport];
+  /**
+   * While leading: a proxy runs (or refused) a version of a term at or above this replica's that
+   * this replica did not publish, so it ignores this replica's tables until the leader takes a
+   * higher term. Once per such term seen within a term of this replica.
+   */
+  staleTerm: [{ proxy: string; version: TableVersion; term: number }];
 };
 
 interface Stream {
@@ -150,8 +159,10 @@ export class PushServer extends EventEmitter<PushServerEvents> {
   private seq = 0;
   private current: Published | undefined;
   private closed = false;
-  /** Newest term seen in a proxy's ACK above ours, warned about once. */
-  private warnedTerm = 0;
+  /** Newest term reported through 'staleTerm' in the current term (once per term seen). */
+  private staleReported = 0;
+  /** The highest term any proxy has reported (ACK, NACK or stream header), and who reported it. */
+  private proxyHigh: { proxy: string; version: TableVersion } | undefined;
 
   constructor(opts: PushServerOptions) {
     super();
@@ -170,6 +181,14 @@ export class PushServer extends EventEmitter<PushServerEvents> {
       }, ping);
       this.pingTimer.unref();
     }
+  }
+
+  /**
+   * The highest term any proxy has said it runs or refused (0: none yet). A new leadership must take
+   * a term above it (LeaderElector's `termFloor`).
+   */
+  get highestProxyTerm(): number {
+    return this.proxyHigh?.version.term ?? 0;
   }
 
   /** Whether this replica streams tables, and the term it leads or last saw. */
@@ -198,7 +217,10 @@ export class PushServer extends EventEmitter<PushServerEvents> {
     const wasLeader = this.leader;
     this.term = term;
     this.leader = leader;
-    if (termChanged) this.seq = 0;
+    if (termChanged) {
+      this.seq = 0;
+      this.staleReported = 0;
+    }
     if (!leader && !wasLeader && !termChanged) return;
     if (leader && wasLeader && !termChanged) return;
     const notice = line({ type: 'leader', leader, term });
@@ -213,6 +235,9 @@ export class PushServer extends EventEmitter<PushServerEvents> {
       }
     }
     this.logger.info({ leader, term }, leader ? 'push: leading' : 'push: following');
+    // Proxies already said they run this term or a later one (another process led it).
+    const high = this.proxyHigh;
+    if (leader && termChanged && high && high.version.term >= term) this.staleTerm(high.proxy, high.version);
   }
 
   /**
@@ -230,18 +255,37 @@ export class PushServer extends EventEmitter<PushServerEvents> {
       return undefined;
     }
     if (prev?.version && prev.table.hash === table.hash && prev.table.schemaVersion === table.schemaVersion) {
+      // "I changed a resource and nothing happened": the compiled table did not change.
+      this.logger.debug(
+        { version: versionLabel(prev.version), hash: table.hash },
+        'push: table unchanged; nothing sent',
+      );
       this.current = { ...prev, table };
       return prev.version;
     }
     const chain = prev?.version ? this.endpointsChain(prev.table, prev.version, table) : undefined;
     if (!chain) {
-      this.current = { table, version: this.nextVersion() };
+      const version = this.nextVersion();
+      this.current = { table, version };
+      this.logger.debug(
+        { version: versionLabel(version), hash: table.hash, proxies: this.streams.size },
+        'push: publishing the whole table',
+      );
       for (const s of this.streams.values()) this.sendFull(s);
-      return this.current.version;
+      return version;
     }
     this.seq = chain.seq;
     const base = prev!.version!;
     this.current = { table, version: chain.version };
+    this.logger.debug(
+      {
+        version: versionLabel(chain.version),
+        hash: table.hash,
+        endpointsParts: chain.lines.length,
+        proxies: this.streams.size,
+      },
+      'push: publishing endpoints changes',
+    );
     for (const s of this.streams.values()) {
       if (s.sent && compareVersions(s.sent, base) === 0) {
         for (const l of chain.lines) if (!this.write(s, l)) break;
@@ -415,6 +459,9 @@ export class PushServer extends EventEmitter<PushServerEvents> {
       this.logger.warn({ proxy, schema }, 'push: refused a proxy that does not understand the table schema');
       return;
     }
+    // The version the proxy runs, if it says (older proxies do not; their ACK after hello does).
+    const declaredVersion = req.headers[VERSION_HEADER];
+    const runs = typeof declaredVersion === 'string' ? parseVersionLabel(declaredVersion) : undefined;
     req.socket.setKeepAlive(true, 30_000);
     const stream: Stream = { proxy, res, schema, sent: undefined, lastFull: undefined, closed: false };
     const old = this.streams.get(proxy);
@@ -432,6 +479,7 @@ export class PushServer extends EventEmitter<PushServerEvents> {
       line({ type: 'hello', controller: this.controllerId, leader: this.leader, term: this.term }),
     );
     if (this.leader) this.sendFull(stream);
+    if (runs) this.reported(proxy, runs, undefined);
     this.announcePeers();
     this.logger.info({ proxy, schema }, 'push: proxy connected');
     this.emit('connect', { proxy, schema });
@@ -549,24 +597,54 @@ export class PushServer extends EventEmitter<PushServerEvents> {
         { proxy: ack.proxy, version: versionLabel(ack.version), reason: ack.reason },
         'push: proxy refused a table',
       );
+    } else {
+      this.logger.debug(
+        { proxy: ack.proxy, version: versionLabel(ack.version) },
+        'push: proxy applied a table',
+      );
     }
     this.emit('ack', rec);
+    this.reported(ack.proxy, ack.version, ack.hash);
     if (this.leader) this.reactToAck(ack);
   }
 
+  /**
+   * A proxy said it runs (or refused) `version`, announced with `hash` (unknown from the stream
+   * header). Keeps the highest term proxies have reported; while leading, a version of a term at
+   * or above this replica's that it did not publish is a 'staleTerm'.
+   */
+  private reported(proxy: string, version: TableVersion, hash: string | undefined): void {
+    if (!this.proxyHigh || version.term > this.proxyHigh.version.term) this.proxyHigh = { proxy, version };
+    if (!this.leader) return;
+    const cur = this.current?.version
+      ? { version: this.current.version, hash: this.current.table.hash }
+      : undefined;
+    const foreign =
+      version.term > this.term ||
+      (version.term === this.term &&
+        (version.seq > this.seq ||
+          (hash !== undefined &&
+            cur !== undefined &&
+            compareVersions(version, cur.version) === 0 &&
+            hash !== cur.hash)));
+    if (foreign) this.staleTerm(proxy, version);
+  }
+
+  private staleTerm(proxy: string, version: TableVersion): void {
+    if (version.term <= this.staleReported) return;
+    this.staleReported = version.term;
+    // A term that went backwards (the Lease was recreated), another process that led this term, or
+    // a deposed leader still thinking it leads: proxies ignore this replica's tables until it leads
+    // a higher term. Said once per term seen.
+    this.logger.warn(
+      { proxy, proxyVersion: versionLabel(version), term: this.term },
+      'push: a proxy runs a table from a term at or above the one this replica leads; it needs a higher term',
+    );
+    this.emit('staleTerm', { proxy, version, term: this.term });
+  }
+
   private reactToAck(ack: AckBody): void {
-    if (ack.version.term > this.term) {
-      // A deposed leader still thinking it leads, or a term that went backwards (the Lease was
-      // recreated): proxies ignore this replica's tables either way. Say so once per term.
-      if (ack.version.term > this.warnedTerm) {
-        this.warnedTerm = ack.version.term;
-        this.logger.warn(
-          { proxy: ack.proxy, proxyVersion: versionLabel(ack.version), term: this.term },
-          'push: a proxy runs a table from a newer term; this replica is not the real leader or the term went backwards',
-        );
-      }
-      return;
-    }
+    // A higher term: proxies ignore this replica's versions until it leads above it ('staleTerm').
     if (ack.version.term !== this.term) return;
     const cur = this.current;
     const collision =
@@ -593,6 +671,10 @@ export class PushServer extends EventEmitter<PushServerEvents> {
     // A whole table sent at or after the refused version already answers this NACK (several
     // chained parts fail together), or was itself refused: sending it again would loop.
     if (s.lastFull && compareVersions(s.lastFull, ack.version) >= 0) return;
+    this.logger.debug(
+      { proxy: ack.proxy, nacked: versionLabel(ack.version), version: versionLabel(this.current.version) },
+      'push: sending the whole table after a NACK',
+    );
     this.sendFull(s);
     this.emit('resend', { proxy: ack.proxy, version: this.current.version, nacked: ack.version });
   }

@@ -37,6 +37,7 @@ import {
   STREAM_PATH,
   type TableMessage,
   type TableVersion,
+  VERSION_HEADER,
   versionLabel,
 } from '../controlplane/push/protocol.ts';
 import type { StatsReport } from '../controlplane/rollout/backend-stats.ts';
@@ -392,6 +393,11 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     }
     const urls = new Set(targets.keys());
     if (urls.size === 0) this.logger.warn('push: the controller list is empty');
+    // Which replicas a dns: name resolved to, when that changes (a headless Service's pods).
+    const added = [...urls].filter((u) => !this.conns.has(u));
+    const removed = [...this.conns.values()].filter((c) => !urls.has(c.url) && !c.unlisted).map((c) => c.url);
+    if (added.length > 0 || removed.length > 0)
+      this.logger.debug({ controllers: [...urls], added, removed }, 'push: controller list changed');
     for (const [url, servername] of targets) {
       const c = this.conns.get(url);
       if (c) {
@@ -470,6 +476,9 @@ export class PushClient extends EventEmitter<PushClientEvents> {
       headers: {
         authorization: `Bearer ${token}`,
         [SCHEMA_HEADER]: String(this.o.tableSchema ?? TABLE_SCHEMA_VERSION),
+        // The version in use (persisted or pushed): a leader whose term is not above it knows at
+        // once that it must take a higher one (a recreated Lease).
+        ...(this.applied ? { [VERSION_HEADER]: versionLabel(this.applied.version) } : {}),
         accept: NDJSON,
       },
     });
@@ -530,6 +539,10 @@ export class PushClient extends EventEmitter<PushClientEvents> {
     } else {
       const delayMs = backoffDelay(c.failures, this.o.backoff ?? {}, this.random);
       c.failures++;
+      this.logger.debug(
+        { controller: c.url, inMs: Math.round(delayMs), attempt: c.failures },
+        'push: redialing',
+      );
       c.retryTimer = this.timers.setTimeout(() => this.connect(c), delayMs);
       this.emit('reconnectScheduled', { url: c.url, delayMs, attempt: c.failures });
     }

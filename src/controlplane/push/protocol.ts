@@ -12,6 +12,12 @@ export const ACK_PATH = '/v1/ack';
 export const REPORT_PATH = '/v1/report';
 /** Request header: the highest table schemaVersion the proxy understands. */
 export const SCHEMA_HEADER = 'x-modelgate-table-schema';
+/**
+ * Optional request header: the version of the table the proxy runs (`term.seq`), so a leader whose
+ * term is below it learns so as the stream opens. Controllers that predate it ignore it; proxies
+ * that predate it say the same in the ACK they send after `hello`.
+ */
+export const VERSION_HEADER = 'x-modelgate-table-version';
 export const NDJSON = 'application/x-ndjson';
 
 /** A table version: the leader's term, then the sequence number of the table within the term. */
@@ -28,6 +34,14 @@ export function compareVersions(a: TableVersion, b: TableVersion): number {
 /** The string form handed to the proxy's `apply` and shown by /readyz and /config: `term.seq`. */
 export function versionLabel(v: TableVersion): string {
   return `${v.term}.${v.seq}`;
+}
+
+/** The inverse of `versionLabel`; undefined for anything else. */
+export function parseVersionLabel(text: string): TableVersion | undefined {
+  const m = /^(\d{1,15})\.(\d{1,15})$/.exec(text.trim());
+  if (!m) return undefined;
+  const v = { term: Number(m[1]), seq: Number(m[2]) };
+  return isVersion(v) ? v : undefined;
 }
 
 export function isVersion(v: unknown): v is TableVersion {

@@ -426,3 +426,255 @@ test('stop() of a frozen leader that was replaced leaves the new holder alone', 
   assert.deepEqual(a.log, ['lead 1', 'stop']);
   assert.ok(b.e.isLeader());
 });
+
+// --- Terms never go back: a recreated Lease, and terms proxies have seen ------------------------
+
+/** The Lease after ten changes of holder, released: the next acquisition is term 11. */
+function seasonedLease(api: FakeApiServer): void {
+  api.apply({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: NAME, namespace: NS },
+    spec: { holderIdentity: null, leaseDurationSeconds: 1, leaseTransitions: 9 },
+  });
+}
+
+test(
+  "a Lease deleted under its leader is recreated in the leader's term, and the next holder goes above it",
+  TIMEOUT,
+  async (t) => {
+    const api = await fakeApi(t);
+    seasonedLease(api);
+    const a = replica(api, 'a');
+    await a.e.tick();
+    assert.equal(a.e.term, 11);
+    api.remove('Lease', NS, NAME);
+    a.advance(100);
+    await a.e.tick();
+    assert.ok(a.e.isLeader());
+    assert.equal(a.e.term, 11, 'the same leadership, the same term');
+    assert.deepEqual(a.log, ['lead 11']);
+    assert.equal(lease(api)?.holderIdentity, 'a');
+    assert.equal(lease(api)?.leaseTransitions, 10, 'the new Lease says the running term');
+
+    // A replica that never saw the old Lease (a new process) takes over above it.
+    await a.e.stop();
+    const b = replica(api, 'b', { mono: 5_000 });
+    t.after(() => b.e.stop());
+    await b.e.tick();
+    assert.equal(b.e.term, 12);
+    assert.equal(lease(api)?.leaseTransitions, 11);
+  },
+);
+
+test(
+  'a leader whose fence lapsed and finds its Lease gone starts a new term when it recreates it',
+  TIMEOUT,
+  async (t) => {
+    const api = await fakeApi(t);
+    seasonedLease(api);
+    const a = replica(api, 'a');
+    t.after(() => a.e.stop());
+    await a.e.tick();
+    api.remove('Lease', NS, NAME);
+    a.advance(5_000); // frozen: anyone may have led meanwhile
+    await a.e.tick();
+    assert.ok(a.e.isLeader());
+    assert.deepEqual(a.log, ['lead 11', 'stop', 'lead 12']);
+    assert.equal(lease(api)?.leaseTransitions, 11);
+  },
+);
+
+test('a follower that finds the Lease gone recreates it above every term it saw', TIMEOUT, async (t) => {
+  const api = await fakeApi(t);
+  seasonedLease(api);
+  const a = replica(api, 'a');
+  const b = replica(api, 'b', { mono: 9_000 });
+  t.after(() => Promise.all([a.e.stop(), b.e.stop()]));
+  await a.e.tick();
+  await b.e.tick();
+  assert.deepEqual(leaders(a, b), ['0']);
+  api.remove('Lease', NS, NAME);
+  b.advance(100);
+  await b.e.tick(); // b is first to see it gone
+  assert.equal(b.e.term, 12, 'above term 11, which it saw a hold');
+  assert.equal(lease(api)?.holderIdentity, 'b');
+  assert.equal(lease(api)?.leaseTransitions, 11);
+  a.advance(100);
+  await a.e.tick();
+  assert.deepEqual(leaders(a, b), ['1']);
+  assert.deepEqual(a.log, ['lead 11', 'stop']);
+});
+
+test('termFloor: a fresh Lease is acquired above the terms proxies run', TIMEOUT, async (t) => {
+  const api = await fakeApi(t);
+  let floor = 11;
+  const a = replica(api, 'a', {}, { termFloor: () => floor });
+  await a.e.tick();
+  assert.equal(a.e.term, 12);
+  assert.equal(lease(api)?.leaseTransitions, 11);
+  await a.e.stop();
+  // Floors at or below the Lease's count change nothing.
+  floor = 3;
+  const b = replica(api, 'b', { mono: 1 }, { termFloor: () => floor });
+  t.after(() => b.e.stop());
+  await b.e.tick();
+  assert.equal(b.e.term, 13);
+  assert.equal(lease(api)?.leaseTransitions, 12);
+});
+
+test(
+  'raiseTerm: the leader moves above a term the fleet saw with a conditional Lease update; the next holder goes above that',
+  TIMEOUT,
+  async (t) => {
+    const api = await fakeApi(t);
+    const changed: string[] = [];
+    const a = replica(
+      api,
+      'a',
+      {},
+      { onTermChanged: (term, previous) => changed.push(`${previous}→${term}`) },
+    );
+    await a.e.tick();
+    assert.equal(a.e.term, 1);
+    // A term below the one it leads: nothing to do.
+    a.e.raiseTerm(0);
+    a.advance(100);
+    await a.e.tick();
+    assert.equal(a.e.term, 1);
+    assert.equal(lease(api)?.leaseTransitions, 0);
+
+    // Proxies run term 11 (the Lease was recreated under them).
+    a.e.raiseTerm(11);
+    assert.equal(a.e.term, 1, 'only once the Lease says so');
+    a.advance(100);
+    await a.e.tick();
+    assert.equal(a.e.term, 12);
+    assert.ok(a.e.isLeader());
+    assert.deepEqual(changed, ['1→12']);
+    assert.deepEqual(a.log, ['lead 1'], 'the same leadership: no start or stop');
+    assert.equal(a.e.termRaises, 1);
+    assert.equal(lease(api)?.leaseTransitions, 11);
+    assert.equal(lease(api)?.holderIdentity, 'a');
+    // Renewals keep it.
+    a.advance(100);
+    await a.e.tick();
+    assert.equal(a.e.term, 12);
+    assert.equal(lease(api)?.leaseTransitions, 11);
+
+    // The same term reported again by a proxy that runs another process's versions of it.
+    a.e.raiseTerm(12);
+    a.advance(100);
+    await a.e.tick();
+    assert.equal(a.e.term, 13);
+    assert.deepEqual(changed, ['1→12', '12→13']);
+
+    await a.e.stop();
+    const b = replica(api, 'b', { mono: 77 });
+    t.after(() => b.e.stop());
+    await b.e.tick();
+    assert.equal(b.e.term, 14, 'followers agree: the count is in the Lease');
+  },
+);
+
+test(
+  'raiseTerm cannot be used by a follower or a deposed leader to take a higher term',
+  TIMEOUT,
+  async (t) => {
+    const api = await fakeApi(t);
+    const a = replica(api, 'a');
+    const b = replica(api, 'b', { mono: 42_000 });
+    t.after(() => Promise.all([a.e.stop(), b.e.stop()]));
+    await a.e.tick();
+    await b.e.tick();
+    // A follower only remembers it (its own next acquisition goes above).
+    const updates = api.count({ resource: 'leases', verb: 'update' });
+    b.e.raiseTerm(50);
+    b.advance(100);
+    await b.e.tick();
+    assert.equal(api.count({ resource: 'leases', verb: 'update' }), updates);
+    assert.equal(lease(api)?.leaseTransitions, 0);
+
+    // a freezes; b takes over (above 50, which it heard of: 51); a wakes up with a stale view and is told
+    // of a term above b's: it reads the Lease, finds b holding it, and steps down without a write.
+    a.advance(60_000);
+    b.advance(1_100);
+    await b.e.tick();
+    assert.equal(b.e.term, 51);
+    const before = api.count({ resource: 'leases', verb: 'update' });
+    a.e.raiseTerm(100);
+    await a.e.tick();
+    assert.equal(api.count({ resource: 'leases', verb: 'update' }), before);
+    assert.equal(a.e.isLeader(), false);
+    assert.deepEqual(a.log, ['lead 1', 'stop']);
+    assert.equal(a.e.term, 1);
+    assert.equal(lease(api)?.holderIdentity, 'b');
+    assert.equal(lease(api)?.leaseTransitions, 50);
+
+    // Terms a Lease cannot count to (int32) are refused, not written.
+    const errors = b.errors.length;
+    b.e.raiseTerm(2 ** 31);
+    b.advance(100);
+    await b.e.tick();
+    assert.equal(b.e.term, 51);
+    assert.equal(b.errors.length, errors);
+    assert.equal(lease(api)?.leaseTransitions, 50);
+  },
+);
+
+test('a raise that loses a race (409) is retried while still leading', TIMEOUT, async (t) => {
+  const api = await fakeApi(t);
+  const a = replica(api, 'a');
+  t.after(() => a.e.stop());
+  await a.e.tick();
+  a.e.raiseTerm(7);
+  // The raise's update is held while someone else writes the Lease (an operator's label): the
+  // update carries a stale resourceVersion and gets 409.
+  const release = api.hold((r) => r.resource === 'leases' && r.verb === 'update');
+  a.advance(100);
+  const tick = a.e.tick();
+  await api.waitFor((s) => s.count({ resource: 'leases', verb: 'update' }) === 1, { timeoutMs: WAIT_MS });
+  const current = api.get<{ metadata: Record<string, unknown>; spec: LeaseSpec }>('Lease', NS, NAME)!;
+  api.apply({
+    apiVersion: 'coordination.k8s.io/v1',
+    kind: 'Lease',
+    metadata: { name: NAME, namespace: NS, labels: { touched: 'yes' } },
+    spec: current.spec,
+  });
+  release();
+  await tick;
+  assert.equal(a.e.term, 1, 'not raised: the write lost');
+  assert.equal(lease(api)?.leaseTransitions, 0);
+  a.advance(100);
+  await a.e.tick();
+  assert.equal(a.e.term, 8);
+  assert.equal(lease(api)?.leaseTransitions, 7);
+  assert.equal(a.e.termRaises, 1);
+});
+
+test(
+  'the timer loop: raiseTerm runs a round at once instead of at the next retry period',
+  TIMEOUT,
+  async (t) => {
+    const api = await fakeApi(t);
+    let started!: (term: number) => void;
+    const led = new Promise<number>((resolve) => {
+      started = resolve;
+    });
+    // A retry period far longer than the test: only the immediate round can write the raise.
+    const a = replica(
+      api,
+      'a',
+      {},
+      { now: () => performance.now(), retryPeriodMs: 3_600_000, onStartedLeading: (term) => started(term) },
+    );
+    t.after(() => a.e.stop());
+    a.e.start();
+    assert.equal(await led, 1);
+    a.e.raiseTerm(20);
+    await api.waitFor((s) => s.get<{ spec: LeaseSpec }>('Lease', NS, NAME)?.spec.leaseTransitions === 20, {
+      timeoutMs: WAIT_MS,
+      message: 'the raise to be written',
+    });
+  },
+);

@@ -290,3 +290,63 @@ test('every proxy is told how many proxies are connected, as they come and go', 
   two.close();
   assert.equal(await peersOf(one), 1);
 });
+
+test("staleTerm: proxies running a term at or above the leader's, said in the stream request or an ACK/NACK", async (t) => {
+  const a = await startPush({ controllerId: 'ctl-a' });
+  t.after(() => a.close());
+  const stale: { proxy: string; version: { term: number; seq: number }; term: number }[] = [];
+  a.push.on('staleTerm', (s) => stale.push(s));
+  const t1 = makeTable(2, 1);
+
+  // A follower only keeps the highest term proxies report (a new leadership must go above it).
+  a.push.setLeader(false, 0);
+  a.push.publish(t1);
+  assert.equal(a.push.highestProxyTerm, 0);
+  assert.equal((await postAck(a.url, { proxy: 'old', version: v(7, 2), hash: 'h7', ok: true })).status, 204);
+  assert.equal(a.push.highestProxyTerm, 7);
+  assert.equal(stale.length, 0);
+
+  // Told to lead a term at or below it (the Lease was recreated): said at once.
+  a.push.setLeader(true, 1);
+  assert.deepEqual(stale, [{ proxy: 'old', version: v(7, 2), term: 1 }]);
+
+  // A proxy that says what it runs in its stream request (x-modelgate-table-version): said as the
+  // stream opens, before any ACK. Malformed values are ignored.
+  const bad = await openRaw(a.url, { proxy: 'garbled', headers: { 'x-modelgate-table-version': '9' } });
+  t.after(() => bad.close());
+  assert.equal(bad.status, 200);
+  const s = await openRaw(a.url, { proxy: 'new', headers: { 'x-modelgate-table-version': '9.4' } });
+  t.after(() => s.close());
+  assert.equal((await s.lines.next()).type, 'hello');
+  assert.deepEqual(stale.slice(1), [{ proxy: 'new', version: v(9, 4), term: 1 }]);
+  assert.equal(a.push.highestProxyTerm, 9);
+
+  // Once per term seen: the same or a lower term again says nothing; a proxy that does not send the
+  // header (older) is heard through its ACK; a NACK of a higher term counts too.
+  await postAck(a.url, { proxy: 'new', version: v(9, 4), hash: 'h9', ok: true });
+  await postAck(a.url, { proxy: 'old', version: v(8, 1), hash: 'h8', ok: true });
+  assert.equal(stale.length, 2);
+  await postAck(a.url, { proxy: 'older', version: v(10, 3), hash: 'h10', ok: true });
+  await postAck(a.url, { proxy: 'old', version: v(11, 1), hash: 'h11', ok: false, reason: 'no' });
+  assert.deepEqual(
+    stale.slice(2).map((e) => [e.proxy, e.version.term, e.term]),
+    [
+      ['older', 10, 1],
+      ['old', 11, 1],
+    ],
+  );
+
+  // In a term above everything proxies run: its own versions are not stale; a version of the same
+  // term it did not publish (another process led it) is.
+  a.push.setLeader(true, 12);
+  assert.deepEqual(a.push.state.version, v(12, 1));
+  assert.equal(stale.length, 4);
+  await postAck(a.url, { proxy: 'new', version: v(12, 1), hash: t1.hash, ok: true });
+  await postAck(a.url, { proxy: 'old', version: v(11, 1), hash: 'h11', ok: true });
+  assert.equal(stale.length, 4);
+  await postAck(a.url, { proxy: 'older', version: v(12, 1), hash: 'another table', ok: true });
+  assert.deepEqual(stale.at(-1), { proxy: 'older', version: v(12, 1), term: 12 });
+  await postAck(a.url, { proxy: 'older', version: v(12, 9), hash: 'h', ok: true });
+  assert.equal(stale.length, 5, 'once per term seen');
+  assert.equal(a.push.highestProxyTerm, 12);
+});

@@ -218,6 +218,8 @@ export function openRaw(
     schema?: string | undefined;
     /** Keep `peers` messages (most tests read the stream positionally and skip them). */
     keepPeers?: boolean;
+    /** More request headers. */
+    headers?: Record<string, string>;
   } = {},
 ): Promise<RawStream> {
   const url = new URL(`${base}/v1/stream`);
@@ -228,6 +230,7 @@ export function openRaw(
   if (token !== undefined) headers.authorization = `Bearer ${token}`;
   const schema = 'schema' in opts ? opts.schema : '1';
   if (schema !== undefined) headers['x-modelgate-table-schema'] = schema;
+  Object.assign(headers, opts.headers);
   return new Promise((resolve, reject) => {
     const req = request(url, { headers, agent: false }, (res) => {
       const lines = new Queue<Record<string, unknown> & { bytes: number }>();

@@ -547,3 +547,53 @@ test('proxies report the endpoints they took out of service; the replica keeps t
     false,
   );
 });
+
+test('a proxy serving a persisted table of a higher term says so as it connects; the leader moving above it reaches it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'push-state-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // The fleet reached term 9 before the Lease was recreated.
+  const old = await leaderWith('ctl-a', 9);
+  old.push.publish(makeTable(3, 2, 'term-9'));
+  const first = makeClient({ controllers: [old.url], stateDir: dir });
+  const persisted = next(first.client, 'persisted', at(9, 1));
+  first.client.start();
+  await persisted;
+  await first.client.close();
+  const port = portOf(old.url);
+  await old.close();
+
+  // A new controller process leads term 1 of a fresh Lease; a new proxy process starts from its
+  // state directory.
+  const a = await startPush({ controllerId: 'ctl-a' }, port);
+  t.after(() => a.close());
+  a.push.setLeader(true, 1);
+  const t1 = makeTable(3, 2, 'after-reinstall');
+  assert.deepEqual(a.push.publish(t1), { term: 1, seq: 1 });
+  const { client, recorder } = makeClient({ controllers: [a.url], stateDir: dir });
+  t.after(() => client.close());
+  assert.deepEqual(await client.loadPersisted(), { ok: true, version: { term: 9, seq: 1 } });
+  const stale = next(a.push, 'staleTerm');
+  const connected = next(a.push, 'connect');
+  const ignored = next(client, 'ignored', (e) => e.why === 'not newer');
+  client.start();
+  // The stream request itself carries the version: known before any ACK.
+  await connected;
+  assert.deepEqual(await Promise.race([stale, Promise.resolve('not yet')]), [
+    { proxy: 'proxy-a', version: { term: 9, seq: 1 }, term: 1 },
+  ]);
+  const [skipped] = await ignored;
+  assert.deepEqual(skipped.version, { term: 1, seq: 1 }, 'term 1 is below what the proxy runs');
+
+  // What the controller role does on 'staleTerm': the elector writes a higher term to the Lease,
+  // then the table goes out again in it.
+  const applied = next(client, 'applied', at(10, 1));
+  a.push.setLeader(true, 10);
+  await applied;
+  assert.equal(recorder.last?.table.hash, t1.hash);
+  assert.equal(client.status().source, 'controller');
+  const acked = next(a.push, 'ack', (ack) => ack.version.term === 10 && ack.version.seq === 2);
+  const t2 = makeTable(3, 2, 'next-change');
+  assert.deepEqual(a.push.publish(t2), { term: 10, seq: 2 });
+  await acked;
+  assert.equal(recorder.last?.table.hash, t2.hash);
+});
