@@ -1,6 +1,7 @@
 /**
  * What `standalone` and `proxy` share: the GatewayConfig file plus the flags that override it, and
- * the shutdown on SIGTERM/SIGINT that drains before exiting.
+ * the shutdown on SIGTERM/SIGINT that drains before exiting. The log level is shared by every
+ * serving command, `controller` included.
  */
 import { parseDurationMs } from '../compiler/units.ts';
 import {
@@ -11,6 +12,7 @@ import {
   parseGatewayConfig,
   parseHostPort,
 } from '../config/gateway-config.ts';
+import { DEFAULT_LOG_LEVEL, isLogLevel, LOG_LEVELS, type LogLevel } from '../observability/logger.ts';
 import { loadConfigFile } from './config-file.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -70,6 +72,25 @@ export async function servingSettings(flags: ServingFlags): Promise<ServingSetti
   const tracing = { ...config.tracing };
   if (flags['otlp-endpoint']) tracing.otlpEndpoint = flags['otlp-endpoint'];
   return { config, listeners, admin, drainMs: parseDurationMs(drain), tracing };
+}
+
+/**
+ * The level of the operational log: `--log-level`, else MODELGATE_LOG_LEVEL (empty counts as
+ * unset), else info. Case does not matter (`DEBUG` is `debug`). Anything else is a usage error
+ * naming the levels, so a typo in a Deployment fails at start instead of logging at a level
+ * nobody asked for.
+ */
+export function resolveLogLevel(
+  flag: string | undefined,
+  env: Record<string, string | undefined> = process.env,
+): LogLevel {
+  const fromEnv = env.MODELGATE_LOG_LEVEL || undefined;
+  const text = flag ?? fromEnv;
+  if (text === undefined) return DEFAULT_LOG_LEVEL;
+  const level = text.trim().toLowerCase();
+  if (isLogLevel(level)) return level;
+  const source = flag !== undefined ? `--log-level ${flag.trim() || '""'}` : `MODELGATE_LOG_LEVEL=${fromEnv}`;
+  throw new UsageError(`${source}: expected one of ${LOG_LEVELS.join(', ')}`);
 }
 
 /** Resolves with the exit code once a signal has stopped the server (draining first). */

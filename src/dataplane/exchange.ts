@@ -2,8 +2,10 @@
  * One request through the proxy: its state, and the undici dispatch handler of its upstream
  * attempts. One object per request keeps allocation and closures off the hot path.
  *
- * Life of an exchange: start (normalise, route) → maybe read the body for the model → filters →
- * choose a backend (or earlier, when a filter asks: FilterContext.chooseBackend) → attempt (choose
+ * Life of an exchange: start (normalise, route) → maybe read the body for the model, once the
+ * caller is admitted by a rule it could select (auth/admission.ts) → filters (those that read the
+ * body after those that do not, so authentication comes before any body is read) → choose a
+ * backend (or earlier, when a filter asks: FilterContext.chooseBackend) → attempt (choose
  * an endpoint, dispatch) → response streamed to the client, or a retry on another endpoint while
  * nothing has reached the client yet → complete (bookkeeping exactly once, whatever happened). A
  * filter may answer instead (a cache hit): its answer takes the response path with no upstream.
@@ -13,19 +15,22 @@ import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Dispatcher } from 'undici';
 import { ATTR, type HopSpan, NOOP_TRACER } from '../observability/tracing.ts';
+import { type Admission, admit } from './auth/admission.ts';
 import type { Identity } from './auth/identity.ts';
+import type { AuthenticationOutcome } from './auth/route-authenticator.ts';
 import { type EndpointState, observeLatency } from './balancers/index.ts';
 import { declaredLength, hasBody, readBody } from './body.ts';
 import type { Mirror } from './canary/mirror.ts';
 import { usageTap } from './canary/usage-tap.ts';
 import { chooseCoding, compressedHeaders, createCompressor } from './compression.ts';
 import { isPreflight } from './cors.ts';
-import { Errors } from './errors.ts';
+import { type ErrorDefinition, Errors } from './errors.ts';
 import {
   type Answer,
   type BodyTransformer,
   chainTransformers,
   type ExchangeObserver,
+  type FilterChain,
   type FilterContext,
   type FilterOutcome,
 } from './filters/filter.ts';
@@ -34,7 +39,6 @@ import { answerModels } from './models-endpoint.ts';
 import type { GatewayProxy } from './proxy.ts';
 import { scanModel } from './request/model-field.ts';
 import { normalizePath } from './request/normalize-path.ts';
-import type { RuntimeMatch } from './router/conditions.ts';
 import { hostOf, type RouteRequest, type RouteResult } from './router/router.ts';
 import type { RuntimeBackend, RuntimeRule, RuntimeTable } from './runtime-table.ts';
 import {
@@ -53,6 +57,16 @@ const MIN_RETRY_CONCURRENCY = 3;
 const RETRY_ABORT = new Error('retrying on another endpoint');
 
 const NO_HASH = {};
+
+/** The body of a request routed on the model that has none (filters see it as read, empty). */
+const EMPTY_BODY = Buffer.alloc(0);
+
+/**
+ * A body the gateway refuses without reading it may be left to node:http, which reads and discards
+ * it to keep the connection, when it is declared this small; a larger or chunked one closes the
+ * connection instead (Exchange.closesConnection).
+ */
+const SMALL_UNREAD_BODY = 64 * 1024;
 
 /** The span handle the no-op tracer gives out: shared, does nothing. */
 const NOOP_SPAN: HopSpan = NOOP_TRACER.startHop(undefined, { method: '', path: '' });
@@ -108,6 +122,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
   attempts = 0;
   /** The caller, once authenticated (undefined on routes without auth). */
   identity: Identity | undefined;
+  /** The route matches on the model and the request was routed on it (header or body). */
+  private modelRouted = false;
+  /** Routed on the x-model header: the body, read after authentication, must agree with it. */
+  private checkBodyModel = false;
+  /** Authentication done before the body was read to route (admission.ts), by gate key. */
+  private preAuthenticated: Map<string, AuthenticationOutcome> | undefined;
   /** The client's address: the TCP peer, or from x-forwarded-for through trusted proxies. */
   clientIp = '';
   /** CORS headers for whatever response this request gets (the route's policy allowed the origin). */
@@ -203,10 +223,33 @@ export class Exchange implements Dispatcher.DispatchHandler {
     };
     const r = table.router.route(routeReq);
     if (r.kind === 'needs-model') {
-      this.readModelThenRoute(table, routeReq, r.match, headerModel);
+      this.routeOnModel(table, routeReq, headerModel);
       return;
     }
     this.routed(table, r, undefined, headerModel);
+  }
+
+  /**
+   * The route matches on the model. When the x-model header names it, the request is routed on
+   * it now and its body, which must name the same model or none, is checked once the rule's
+   * filters have authenticated the caller (routed, checkBodyModel). Otherwise the model is in the
+   * body, which is read only for a caller a rule it could select admits (admitThenReadModel).
+   */
+  private routeOnModel(table: RuntimeTable, routeReq: RouteRequest, headerModel: string | undefined): void {
+    this.modelRouted = true;
+    if (headerModel !== undefined) {
+      routeReq.model = headerModel;
+      this.checkBodyModel = hasBody(this.req);
+      const body = this.checkBodyModel ? undefined : EMPTY_BODY;
+      this.routed(table, table.router.route(routeReq), body, headerModel);
+      return;
+    }
+    if (!hasBody(this.req)) {
+      routeReq.model = null;
+      this.routed(table, table.router.route(routeReq), EMPTY_BODY, null);
+      return;
+    }
+    this.admitThenReadModel(table, routeReq);
   }
 
   /** A route that is HTTPS-only, reached over plaintext: 308 to the same URL over https. */
@@ -232,53 +275,89 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.complete();
   }
 
-  /** Reads the body (within the route's limit), finds the model, and routes again with it. */
-  private readModelThenRoute(
-    table: RuntimeTable,
-    routeReq: RouteRequest,
-    match: RuntimeMatch<RuntimeRule>,
-    headerModel: string | undefined,
-  ): void {
+  /**
+   * The model is in the body. The caller is checked first against every rule the body could
+   * select (auth/admission.ts): refused by all, it gets the first one's answer and the body is
+   * never read; admitted, the body is read within the largest limit of the rules that admit it,
+   * and the request routed on the model it names.
+   */
+  private admitThenReadModel(table: RuntimeTable, routeReq: RouteRequest): void {
+    const rules = table.router.candidates(routeReq);
+    const candidates = rules.map((r) => ({
+      gate: r.filters?.authGate,
+      limit: r.compiled.maxRequestBodyBytes,
+    }));
+    // Admission may wait on a token check: a client that leaves meanwhile ends the exchange.
+    this.watchClient();
+    const admission = admit(candidates, this.req.headers);
+    if (admission instanceof Promise) {
+      admission.then(
+        (a) => this.admitted(table, routeReq, rules[0]!, a),
+        () => {
+          if (!this.done) this.proxy.fail(this, Errors.Internal);
+        },
+      );
+      return;
+    }
+    this.admitted(table, routeReq, rules[0]!, admission);
+  }
+
+  private admitted(table: RuntimeTable, routeReq: RouteRequest, first: RuntimeRule, a: Admission): void {
+    if (this.done) return;
     const { req, proxy } = this;
-    const limit = match.rule.compiled.maxRequestBodyBytes;
+    if (!a.ok) {
+      // Answered as the first candidate answers: its https redirect, preflight and CORS headers.
+      if (this.enter(first)) proxy.fail(this, a.rejection.error, a.rejection.message, a.rejection.headers);
+      return;
+    }
+    this.preAuthenticated = a.outcomes;
+    const limit = a.limit;
     if (declaredLength(req) > limit) {
       proxy.fail(this, Errors.BodyTooLarge);
       return;
     }
-    const body = hasBody(req)
-      ? readBody(req, limit)
-      : Promise.resolve({ ok: true as const, chunks: [], size: 0 });
-    body.then(
+    readBody(req, limit).then(
       (read) => {
+        if (this.done) return;
         if (!read.ok) {
           if (read.reason === 'too-large') proxy.fail(this, Errors.BodyTooLarge);
           else this.abandon();
           return;
         }
         this.bytesIn = read.size;
-        let bodyModel: string | undefined;
-        if (read.size > 0) {
-          const scan = scanModel(read.chunks, headerString(req.headers['content-encoding']), limit);
-          if (scan.kind === 'too-large') return proxy.fail(this, Errors.BodyTooLarge);
-          if (scan.kind === 'bad-encoding') return proxy.fail(this, Errors.BadContentEncoding);
-          if (scan.kind === 'ambiguous') return proxy.fail(this, Errors.ModelAmbiguous);
-          if (scan.kind === 'found') bodyModel = scan.model;
-        }
-        if (headerModel !== undefined && bodyModel !== undefined && headerModel !== bodyModel) {
-          proxy.fail(
-            this,
-            Errors.ModelMismatch,
-            `the x-model header names ${headerModel} but the body names ${bodyModel}`,
-          );
-          return;
-        }
-        const model = bodyModel ?? headerModel ?? null;
+        const scan = bodyModel(read.chunks, read.size, req, limit, undefined);
+        if ('error' in scan) return proxy.fail(this, scan.error, scan.message);
+        const model = scan.model ?? null;
         routeReq.model = model;
         const bytes = read.chunks.length === 1 ? read.chunks[0]! : Buffer.concat(read.chunks);
         this.routed(table, table.router.route(routeReq), bytes, model);
       },
       () => proxy.fail(this, Errors.Internal),
     );
+  }
+
+  /**
+   * Takes `rule` for the request. A plaintext request to an HTTPS-only route is redirected, and a
+   * CORS preflight answered, here (false: the request is answered); other requests get the
+   * route's CORS headers for whatever response they get.
+   */
+  private enter(rule: RuntimeRule): boolean {
+    const { req } = this;
+    this.rule = rule;
+    const redirect = rule.compiled.httpsRedirect;
+    if (redirect && (req.socket as TLSSocket | null)?.encrypted !== true) {
+      this.redirectToHttps(redirect.port);
+      return false;
+    }
+    const origin = req.headers.origin;
+    if (rule.cors && typeof origin === 'string') {
+      if (this.preflight) {
+        this.answerPreflight(rule);
+        return false;
+      }
+      this.corsHeaders = rule.cors.actual(origin);
+    }
+    return true;
   }
 
   /**
@@ -303,23 +382,12 @@ export class Exchange implements Dispatcher.DispatchHandler {
       return;
     }
     const rule = r.match.rule;
-    this.rule = rule;
-    this.modelLabel = table.modelLabelIndex(r.match.model?.label, body !== undefined ? model : undefined);
+    this.modelLabel = table.modelLabelIndex(r.match.model?.label, this.modelRouted ? model : undefined);
+    if (!this.enter(rule)) return;
     const tls = (req.socket as TLSSocket | null)?.encrypted === true;
-    const redirect = rule.compiled.httpsRedirect;
-    if (redirect && !tls) {
-      this.redirectToHttps(redirect.port);
-      return;
-    }
-    const origin = req.headers.origin;
-    if (rule.cors && typeof origin === 'string') {
-      if (this.preflight) {
-        this.answerPreflight(rule);
-        return;
-      }
-      this.corsHeaders = rule.cors.actual(origin);
-    }
-    if (body === undefined && declaredLength(req) > rule.compiled.maxRequestBodyBytes) {
+    // A body read to route was bounded by the largest limit among the candidate rules.
+    const max = rule.compiled.maxRequestBodyBytes;
+    if (body === undefined ? declaredLength(req) > max : body.length > max) {
       proxy.fail(this, Errors.BodyTooLarge);
       return;
     }
@@ -350,33 +418,26 @@ export class Exchange implements Dispatcher.DispatchHandler {
     // node:http has already answered `Expect: 100-continue`; the upstream must not wait for it.
     delete headers.expect;
     this.watchClient();
-    if (!rule.filters) {
-      this.prepareBody(rule, headers, body, undefined);
+    const filters = rule.filters;
+    if (body === undefined && (this.checkBodyModel || filters?.readsBody === true) && hasBody(req)) {
+      // The body is needed in memory (a filter reads it, or it must name x-model's model): it is
+      // read after the filters that do not need it, authentication first, and never before.
+      this.filtersThenBody(rule, filters, headers);
       return;
     }
-    if (body === undefined && rule.filters.readsBody && hasBody(req)) {
-      // A filter needs the body (token limits read max_tokens): read it, within the route's limit.
-      readBody(req, rule.compiled.maxRequestBodyBytes).then(
-        (read) => {
-          if (this.done) return;
-          if (!read.ok) {
-            if (read.reason === 'too-large') proxy.fail(this, Errors.BodyTooLarge);
-            else this.abandon();
-            return;
-          }
-          this.bytesIn = read.size;
-          const bytes = read.chunks.length === 1 ? read.chunks[0]! : Buffer.concat(read.chunks);
-          this.runFilters(rule, headers, bytes);
-        },
-        () => proxy.fail(this, Errors.Internal),
-      );
+    if (!filters) {
+      this.prepareBody(rule, headers, body, undefined);
       return;
     }
     this.runFilters(rule, headers, body);
   }
 
-  private runFilters(rule: RuntimeRule, headers: OutgoingHeaders, body: Buffer | undefined): void {
-    const ctx: ExchangeFilterContext = {
+  private filterContext(
+    rule: RuntimeRule,
+    headers: OutgoingHeaders,
+    body: Buffer | undefined,
+  ): ExchangeFilterContext {
+    return {
       req: this.req,
       res: this.res,
       requestId: this.requestId,
@@ -390,9 +451,98 @@ export class Exchange implements Dispatcher.DispatchHandler {
       clientIp: this.clientIp,
       body,
       observers: undefined,
+      authenticated: this.preAuthenticated === undefined ? undefined : this.authenticatedFor(rule),
       chooseBackend: chooseBackendEarly,
       [EXCHANGE]: this,
     };
+  }
+
+  /** The caller's authentication done before routing, for `rule`'s authentication settings. */
+  private authenticatedFor(rule: RuntimeRule): AuthenticationOutcome | undefined {
+    const gate = rule.filters?.authGate;
+    return gate === undefined ? undefined : this.preAuthenticated!.get(gate.key);
+  }
+
+  /**
+   * Runs the filters that do not read the body (all of them when none does), then reads the body
+   * (within the route's limit) and checks the model it names against x-model's, then runs the
+   * rest with the body in memory.
+   */
+  private filtersThenBody(
+    rule: RuntimeRule,
+    filters: FilterChain | undefined,
+    headers: OutgoingHeaders,
+  ): void {
+    const ctx = this.filterContext(rule, headers, undefined);
+    const head = filters?.readsBody ? filters.beforeBody : filters;
+    const outcome = head ? head(ctx) : undefined;
+    if (outcome instanceof Promise) {
+      outcome.then(
+        (o) => this.readBodyAfter(rule, o, ctx, headers),
+        () => {
+          this.observers = ctx.observers;
+          if (!this.done) this.proxy.fail(this, Errors.Internal);
+        },
+      );
+      return;
+    }
+    this.readBodyAfter(rule, outcome, ctx, headers);
+  }
+
+  private readBodyAfter(
+    rule: RuntimeRule,
+    outcome: FilterOutcome,
+    ctx: ExchangeFilterContext,
+    headers: OutgoingHeaders,
+  ): void {
+    if (outcome !== undefined || this.done) {
+      this.afterFilters(rule, outcome, ctx, headers, undefined);
+      return;
+    }
+    // What the filters so far took is given back however the exchange ends from here.
+    this.observers = ctx.observers;
+    this.identity = ctx.identity;
+    const { proxy, req } = this;
+    const limit = rule.compiled.maxRequestBodyBytes;
+    readBody(req, limit).then(
+      (read) => {
+        if (this.done) return;
+        if (!read.ok) {
+          if (read.reason === 'too-large') proxy.fail(this, Errors.BodyTooLarge);
+          else this.abandon();
+          return;
+        }
+        this.bytesIn = read.size;
+        if (this.checkBodyModel) {
+          const scan = bodyModel(read.chunks, read.size, req, limit, this.model);
+          if ('error' in scan) return proxy.fail(this, scan.error, scan.message);
+        }
+        const bytes = read.chunks.length === 1 ? read.chunks[0]! : Buffer.concat(read.chunks);
+        ctx.body = bytes;
+        const tail = rule.filters?.readsBody ? rule.filters.withBody : undefined;
+        if (!tail) {
+          this.afterFilters(rule, undefined, ctx, headers, bytes);
+          return;
+        }
+        const o = tail(ctx);
+        if (o instanceof Promise) {
+          o.then(
+            (settled) => this.afterFilters(rule, settled, ctx, headers, bytes),
+            () => {
+              this.observers = ctx.observers;
+              if (!this.done) proxy.fail(this, Errors.Internal);
+            },
+          );
+          return;
+        }
+        this.afterFilters(rule, o, ctx, headers, bytes);
+      },
+      () => proxy.fail(this, Errors.Internal),
+    );
+  }
+
+  private runFilters(rule: RuntimeRule, headers: OutgoingHeaders, body: Buffer | undefined): void {
+    const ctx = this.filterContext(rule, headers, body);
     const outcome = rule.filters!(ctx);
     if (outcome instanceof Promise) {
       outcome.then(
@@ -741,6 +891,23 @@ export class Exchange implements Dispatcher.DispatchHandler {
     else if (!this.endpoint) this.abandon(); // still reading the body or waiting on a filter
   };
 
+  /**
+   * Whether an error answered now closes the (HTTP/1) connection. A request refused before its
+   * body was read (credentials, a declared length over the limit) would otherwise have node:http
+   * read and discard the rest to keep the connection: a caller refused for its credentials must
+   * not make the gateway take in megabytes, even to drop them. A small declared body is left to
+   * node:http and the connection stays usable. A body whose reading stopped midway (413) cannot
+   * be resumed: its connection closes too.
+   */
+  closesConnection(): boolean {
+    const req = this.req;
+    if (req.httpVersionMajor !== 1 || req.complete) return false;
+    if (req.readableFlowing === false) return true; // paused midway
+    if (req.readableFlowing !== null || !hasBody(req)) return false; // streaming, or nothing to read
+    const cl = declaredLength(req);
+    return cl < 0 || cl > SMALL_UNREAD_BODY;
+  }
+
   /** The client left before an upstream was involved. */
   private abandon(): void {
     this.clientAborted = true;
@@ -1071,6 +1238,33 @@ function retryCondition(kind: FailureKind): string | undefined {
     default:
       return undefined;
   }
+}
+
+/**
+ * The model a request body names (undefined: none), or why the body is refused: it cannot be
+ * decoded, decodes past `limit`, names the model twice, or names another model than the x-model
+ * header (`headerModel`).
+ */
+function bodyModel(
+  chunks: readonly Buffer[],
+  size: number,
+  req: IncomingMessage,
+  limit: number,
+  headerModel: string | undefined,
+): { model: string | undefined } | { error: ErrorDefinition; message?: string } {
+  if (size === 0) return { model: undefined };
+  const scan = scanModel(chunks, headerString(req.headers['content-encoding']), limit);
+  if (scan.kind === 'too-large') return { error: Errors.BodyTooLarge };
+  if (scan.kind === 'bad-encoding') return { error: Errors.BadContentEncoding };
+  if (scan.kind === 'ambiguous') return { error: Errors.ModelAmbiguous };
+  const model = scan.kind === 'found' ? scan.model : undefined;
+  if (headerModel !== undefined && model !== undefined && headerModel !== model) {
+    return {
+      error: Errors.ModelMismatch,
+      message: `the x-model header names ${headerModel} but the body names ${model}`,
+    };
+  }
+  return { model };
 }
 
 export function headerString(v: string | string[] | undefined): string | undefined {

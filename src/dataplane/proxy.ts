@@ -251,6 +251,21 @@ export class GatewayProxy {
       { version, hash: table.hash, rules: table.routes.rules.length },
       'routing table applied',
     );
+    // What a "my route does not match" or "no healthy upstream" diagnosis needs first: which
+    // routes this proxy serves and how many endpoints each endpoint set has. Built only at debug.
+    if (this.logger.isLevelEnabled('debug')) {
+      this.logger.debug(
+        {
+          version,
+          routes: [...new Set(table.routes.rules.map((r) => r.route))],
+          hosts: [...new Set(table.routes.matches.map((m) => m.hostname || '*'))],
+          endpoints: Object.fromEntries(
+            Object.entries(table.endpoints).map(([k, p]) => [k, p.endpoints.length]),
+          ),
+        },
+        'routing table contents',
+      );
+    }
     return { ok: true };
   }
 
@@ -332,7 +347,9 @@ export class GatewayProxy {
     if (isGrpc(ex.req)) sendGrpcError(ex.res, e, ex.requestId, message);
     else {
       // A page may read the gateway's own errors (a 401 above all) when its origin is allowed.
-      const extra = ex.corsHeaders ? { ...ex.corsHeaders, ...headers } : headers;
+      let extra = ex.corsHeaders ? { ...ex.corsHeaders, ...headers } : headers;
+      // Refused before a large body was read: close rather than take the rest in (Exchange).
+      if (ex.closesConnection()) extra = { ...extra, connection: 'close' };
       sendError(ex.res, e, ex.requestId, message, extra as Record<string, string> | undefined, fields);
     }
     ex.complete();

@@ -36,8 +36,23 @@ export class AccessLog {
   private readonly logger: Logger;
   private readonly random: Random;
 
+  /**
+   * Access lines go to `logger`'s stream through a child logger pinned at `info`, so the
+   * operational level (`--log-level`) does not filter them: `--log-level warn` (or `error`,
+   * `fatal`) quiets the gateway's own messages and keeps the access lines the routes ask for.
+   * What decides them is the route (`spec.accessLog.enabled`, `sampleRate`), in one place. The
+   * one exception is `silent`, which means no output at all: access lines included (and a
+   * `pino({ level: 'silent' })` logger handed to a GatewayProxy stays quiet).
+   *
+   * This is how Envoy and Contour separate the two: Envoy's `--log-level` sets its application
+   * log, while access logs are configured on the HTTP connection manager, with their own filters,
+   * and keep flowing whatever that level; Contour configures Envoy's access logs apart from its
+   * own debug logging. A user who raises the level to find the warnings among the chatter still
+   * wants the request record (audit, billing, the request id a client reports); one who wants
+   * fewer access lines lowers the route's `sampleRate` or disables it. Lines keep `"level": "info"`.
+   */
   constructor(logger: Logger, random: Random = Math.random) {
-    this.logger = logger;
+    this.logger = logger.child({}, { level: logger.level === 'silent' ? 'silent' : 'info' });
     this.random = random;
   }
 

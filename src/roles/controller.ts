@@ -263,8 +263,22 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     const fast = last && lastState ? endpointOnlyUpdate(lastState, last, state) : undefined;
     const result = fast ?? compile(state);
     lastState = state;
-    compileSeconds.child([]).observe((performance.now() - t0) / 1000);
+    const seconds = (performance.now() - t0) / 1000;
+    compileSeconds.child([]).observe(seconds);
     compileCount++;
+    // "Did my edit reach the compiler?" The counts are cheap; the line is built only at debug.
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug(
+        {
+          ms: Math.round(seconds * 1000 * 10) / 10,
+          endpointsOnly: fast !== undefined,
+          hash: result.table.hash,
+          rules: result.table.routes.rules.length,
+          resources: result.statuses.length,
+        },
+        'compiled',
+      );
+    }
     last = result;
     objectsByKey.clear();
     for (const list of [state.modelRoutes, state.rateLimitPolicies, state.canaryRollouts]) {

@@ -17,7 +17,7 @@ import {
   listenAll,
   listenOptionsFor,
 } from '../dataplane/server.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, type LogLevel } from '../observability/logger.ts';
 import { CallbackFamily } from '../observability/metric-families.ts';
 import { createTracer } from '../observability/tracing.ts';
 
@@ -51,6 +51,8 @@ export interface ProxyRoleOptions {
   /** How often rollout counters go to the controllers (default 5 s; tests shorten it). */
   reportIntervalMs?: number;
   logger?: Logger;
+  /** The level of the logger made when `logger` is not given (default info). */
+  logLevel?: LogLevel;
   tracing?: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
   /** The local response cache's budget in bytes (GatewayConfig cache.maxBytes). */
   cacheMaxBytes?: number;
@@ -89,7 +91,9 @@ export async function startProxyRole(opts: ProxyRoleOptions): Promise<ProxyRole>
   // refuses (NACKs) every table, so multi-process tests can force a NACK through the real CLI
   // (test/integration/controller/multi-process.test.ts). Unset in production: no effect.
   const refuseForTest = process.env.MODELGATE_TEST_REFUSE_TABLES_FILE || undefined;
-  const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
+  const { logger, flush } = opts.logger
+    ? { logger: opts.logger, flush: () => {} }
+    : createLogger({ level: opts.logLevel });
   const tracer = createTracer({
     endpoint: opts.tracing?.otlpEndpoint,
     sampleRatio: opts.tracing?.sampleRatio,

@@ -17,7 +17,7 @@ import {
   listenAll,
   listenOptionsFor,
 } from '../dataplane/server.ts';
-import { createLogger } from '../observability/logger.ts';
+import { createLogger, type LogLevel } from '../observability/logger.ts';
 import { createTracer } from '../observability/tracing.ts';
 import { type FilesWatch, type LoadResult, watchFiles } from '../sources/files/index.ts';
 import { LastGood } from './last-good.ts';
@@ -35,6 +35,8 @@ export interface StandaloneOptions {
   /** Limits and timeouts of every public listener (defaults in server.ts; tests shorten them). */
   listenerLimits?: Partial<ListenOptions>;
   logger?: Logger;
+  /** The level of the logger made when `logger` is not given (default info). */
+  logLevel?: LogLevel;
   /** Debounce of file events, ms (tests shorten it). */
   debounceMs?: number;
   tracing?: { otlpEndpoint?: string; sampleRatio: number; serviceName: string };
@@ -97,7 +99,9 @@ function withRolloutState(statuses: ResourceStatus[], rollouts: StandaloneRollou
 
 export async function startStandalone(opts: StandaloneOptions): Promise<Standalone> {
   const specs = publicListeners(opts.listeners, opts.listen, opts.admin);
-  const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
+  const { logger, flush } = opts.logger
+    ? { logger: opts.logger, flush: () => {} }
+    : createLogger({ level: opts.logLevel });
   const tracer = createTracer({
     endpoint: opts.tracing?.otlpEndpoint,
     sampleRatio: opts.tracing?.sampleRatio,

@@ -10,6 +10,7 @@ import { parseHostPort } from '../../config/gateway-config.ts';
 import { FileCertificates } from '../../dataplane/tls/file-certificates.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { startController } from '../../roles/controller.ts';
+import { resolveLogLevel } from '../serving.ts';
 import { UsageError } from '../usage-error.ts';
 
 export const controllerHelp = `Usage: modelgate controller [options]
@@ -41,6 +42,8 @@ Options (environment variables in brackets):
   --renew-deadline DUR     how long the leader keeps trying to renew before stepping down
                            (default 10s)
   --retry-period DUR       how often each replica reads or renews the Lease (default 2s)
+  --log-level LEVEL        trace, debug, info, warn, error, fatal or silent (default info)
+                           [MODELGATE_LOG_LEVEL]; debug shows each compile, publish and ACK
   -h, --help               show this help`;
 
 export async function controllerCommand(argv: string[]): Promise<number> {
@@ -60,6 +63,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
       'lease-duration': { type: 'string' },
       'renew-deadline': { type: 'string' },
       'retry-period': { type: 'string' },
+      'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -69,6 +73,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const env = process.env;
+  const logLevel = resolveLogLevel(values['log-level'], env);
   const tlsFiles = pushTlsFlags(values);
   const kc = new KubeConfig();
   if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
@@ -87,7 +92,7 @@ export async function controllerCommand(argv: string[]): Promise<number> {
   const leaseDurationMs = duration('lease-duration');
   const renewDeadlineMs = duration('renew-deadline');
   const retryPeriodMs = duration('retry-period');
-  const { logger, flush } = createLogger();
+  const { logger, flush } = createLogger({ level: logLevel });
   const tls = tlsFiles ? loadPushTls(tlsFiles, logger) : undefined;
   const role = await startController({
     kc,

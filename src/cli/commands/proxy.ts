@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util';
 import { parseByteSize } from '../../compiler/units.ts';
 import { parseControllerAddress } from '../../dataplane/push/controller-address.ts';
 import { startProxyRole } from '../../roles/proxy.ts';
-import { servingSettings, untilSignalled } from '../serving.ts';
+import { resolveLogLevel, servingSettings, untilSignalled } from '../serving.ts';
 import { UsageError } from '../usage-error.ts';
 
 export const proxyHelp = `Usage: modelgate proxy --controller URL [--controller URL...] [options]
@@ -49,6 +49,9 @@ Options (environment variables in brackets):
   --config FILE          a GatewayConfig file; flags win
   --otlp-endpoint URL    export OpenTelemetry spans (off by default)
   --drain-timeout DUR    on SIGTERM, how long requests in flight may take (default 30s)
+  --log-level LEVEL      trace, debug, info, warn, error, fatal or silent (default info)
+                         [MODELGATE_LOG_LEVEL]. Access lines do not follow it (only silent
+                         stops them): the routes' spec.accessLog decides them
   -h, --help             show this help`;
 
 export async function proxyCommand(argv: string[]): Promise<number> {
@@ -70,6 +73,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
       config: { type: 'string' },
       'otlp-endpoint': { type: 'string' },
       'drain-timeout': { type: 'string', default: '30s' },
+      'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -79,6 +83,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const env = process.env;
+  const logLevel = resolveLogLevel(values['log-level'], env);
   const push = pushSettings(values, env);
   const tokenFile = values['push-token-file'] ?? env.MODELGATE_PUSH_TOKEN_FILE;
   if (!tokenFile) throw new UsageError('proxy needs --push-token-file (or MODELGATE_PUSH_TOKEN_FILE)');
@@ -106,6 +111,7 @@ export async function proxyCommand(argv: string[]): Promise<number> {
     ...(push.serverName !== undefined ? { pushServerName: push.serverName } : {}),
     tracing: serving.tracing,
     cacheMaxBytes: parseByteSize(serving.config.cache.maxBytes),
+    logLevel,
   });
   return untilSignalled((signal) => {
     role.proxy.logger.info({ signal }, 'shutting down');

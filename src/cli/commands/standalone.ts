@@ -4,7 +4,7 @@
 import { parseArgs } from 'node:util';
 import { parseByteSize } from '../../compiler/units.ts';
 import { startStandalone } from '../../roles/standalone.ts';
-import { servingSettings, untilSignalled } from '../serving.ts';
+import { resolveLogLevel, servingSettings, untilSignalled } from '../serving.ts';
 import { UsageError } from '../usage-error.ts';
 
 export const standaloneHelp = `Usage: modelgate standalone -f PATH [-f PATH...] [--listen HOST:PORT] [--listen-https HOST:PORT
@@ -34,6 +34,9 @@ Options:
   --otlp-endpoint URL   export OpenTelemetry spans to this OTLP/HTTP collector (off by default)
   --drain-timeout DUR   on SIGTERM/SIGINT, how long in-flight requests and streams may take
                         to finish before they are cut (default 30s)
+  --log-level LEVEL     trace, debug, info, warn, error, fatal or silent (default info)
+                        [MODELGATE_LOG_LEVEL]. Access lines do not follow it (only silent
+                        stops them): the routes' spec.accessLog decides them
   -h, --help            show this help`;
 
 export async function standaloneCommand(argv: string[]): Promise<number> {
@@ -50,6 +53,7 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
       'drain-timeout': { type: 'string', default: '30s' },
       'otlp-endpoint': { type: 'string' },
       'state-dir': { type: 'string' },
+      'log-level': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -58,6 +62,7 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
     process.stdout.write(`${standaloneHelp}\n`);
     return 0;
   }
+  const logLevel = resolveLogLevel(values['log-level']);
   if (!values.file || values.file.length === 0) throw new UsageError('standalone needs at least one -f PATH');
   const serving = await servingSettings(values);
   const gateway = await startStandalone({
@@ -68,6 +73,7 @@ export async function standaloneCommand(argv: string[]): Promise<number> {
     tracing: serving.tracing,
     cacheMaxBytes: parseByteSize(serving.config.cache.maxBytes),
     stateDir: values['state-dir'] ?? process.env.MODELGATE_STATE_DIR ?? serving.config.stateDir,
+    logLevel,
   });
   return untilSignalled((signal) => {
     gateway.proxy.logger.info({ signal }, 'shutting down');

@@ -194,6 +194,23 @@ export class RolloutEngine {
     const text = JSON.stringify(status);
     const before = state ? JSON.stringify(statusOf(state)) : undefined;
     const target = { namespace: r.metadata.namespace ?? 'default', name: r.metadata.name };
+    // Each decision with its inputs: the figures of a judged interval (an Inconclusive verdict
+    // holds the step without an Event) and where the state machine went.
+    if ((analysis || text !== before) && this.o.logger.isLevelEnabled('debug')) {
+      this.o.logger.debug(
+        {
+          rollout: key,
+          phase: result.state.phase,
+          step: result.state.currentStep,
+          weight: result.state.stepWeight,
+          passed: result.state.passed,
+          failed: result.state.failed,
+          ...(analysis ? { analysis } : {}),
+          ...(result.wakeAt !== undefined ? { nextInMs: Math.max(0, result.wakeAt - now) } : {}),
+        },
+        'rollout evaluated',
+      );
+    }
     if (text !== before) {
       const version = await this.o.persist(target, status, resourceVersion);
       this.written.set(key, { text, state: result.state, resourceVersion: version });

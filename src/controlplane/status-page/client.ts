@@ -136,7 +136,10 @@ export function statusPageMain(): void {
       for (const k of ['up', 'down', 'partial', 'unknown', 'draining']) {
         if ((n[k] ?? 0) > 0) summaryParts.push(`${n[k]} ${k}`);
       }
-      const counts = el('div', { class: (n.down ?? 0) + (n.partial ?? 0) > 0 ? 'reason' : 'note', 'data-counts': '' });
+      const counts = el('div', {
+        class: (n.down ?? 0) + (n.partial ?? 0) > 0 ? 'reason' : 'note',
+        'data-counts': '',
+      });
       counts.textContent = b.unavailable ? s(b.unavailable) : summaryParts.join(', ');
       const name = `${s(b.route)}/${s(b.rule)}/${s(b.name)}`;
       rows.push(

@@ -14,7 +14,14 @@
 import type { CounterCell, CounterFamily } from '../../observability/metric-families.ts';
 import type { CompiledRule, RoutingTable } from '../../routing-table/types.ts';
 import { Errors } from '../errors.ts';
-import type { Filter, FilterContext, FilterFactory, FilterOutcome, Rejection } from '../filters/filter.ts';
+import type {
+  AuthGate,
+  Filter,
+  FilterContext,
+  FilterFactory,
+  FilterOutcome,
+  Rejection,
+} from '../filters/filter.ts';
 import { authorize } from './authorize.ts';
 import type { Identity } from './identity.ts';
 import { createIntrospector, type IntrospectionRequest, type Introspector } from './introspection.ts';
@@ -59,6 +66,8 @@ class Reuse<T> {
 
 interface RouteState {
   authenticator: RouteAuthenticator;
+  /** The route's auth settings without its name: routes with equal keys authenticate alike. */
+  key: string;
   /** Decision counters by method × outcome, bound on first use. */
   cells: (CounterCell | undefined)[];
 }
@@ -115,7 +124,11 @@ export class AuthFilterFactory implements FilterFactory {
           );
         },
       });
-      state = { authenticator, cells: new Array(METHODS.length * OUTCOMES.length) };
+      state = {
+        authenticator,
+        key: JSON.stringify({ ...auth, route: '' }),
+        cells: new Array(METHODS.length * OUTCOMES.length),
+      };
     }
     this.routes.set(route, state);
     return state;
@@ -126,8 +139,17 @@ function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
   return typeof (v as { then?: unknown } | null)?.then === 'function';
 }
 
-class AuthFilter implements Filter {
+/** Why a filter refuses an outcome, and how it counts the refusal. */
+interface Refusal {
+  rejection: Rejection;
+  method: string;
+  outcome: Outcome;
+}
+
+class AuthFilter implements Filter, AuthGate {
   readonly name = 'auth';
+  readonly authGate: AuthGate = this;
+  readonly key: string;
   private readonly state: RouteState;
   private readonly rule: CompiledRule;
   private readonly decisions: CounterFamily;
@@ -136,11 +158,31 @@ class AuthFilter implements Filter {
     this.state = state;
     this.rule = rule;
     this.decisions = decisions;
+    this.key = state.key;
   }
 
   onRequest(ctx: FilterContext): FilterOutcome | Promise<FilterOutcome> {
+    // Authenticated already when the request was routed on its body (AuthGate): only decide.
+    if (ctx.authenticated !== undefined) return this.decide(ctx, ctx.authenticated);
     const r = this.state.authenticator.authenticate(ctx.req.headers);
     return isPromise(r) ? r.then((o) => this.decide(ctx, o)) : this.decide(ctx, r);
+  }
+
+  authenticate(
+    headers: FilterContext['req']['headers'],
+  ): AuthenticationOutcome | Promise<AuthenticationOutcome> {
+    return this.state.authenticator.authenticate(headers);
+  }
+
+  admits(o: AuthenticationOutcome): boolean {
+    return this.refusal(o) === undefined;
+  }
+
+  refuse(o: AuthenticationOutcome): Rejection {
+    const r = this.refusal(o);
+    if (r === undefined) throw new Error('refuse() called with an outcome the rule admits');
+    this.count(r.method, r.outcome);
+    return r.rejection;
   }
 
   private count(method: string, outcome: Outcome): void {
@@ -154,36 +196,52 @@ class AuthFilter implements Filter {
     cell.value++;
   }
 
-  private decide(ctx: FilterContext, o: AuthenticationOutcome): FilterOutcome {
+  /** The rule's refusal of an outcome, or undefined when it admits it (allocates nothing then). */
+  private refusal(o: AuthenticationOutcome): Refusal | undefined {
     const a = this.state.authenticator;
     if (!o.ok) {
       if (o.status === 503) {
-        this.count(o.method, 'unavailable');
-        return { error: Errors.AuthUnavailable };
+        return { rejection: { error: Errors.AuthUnavailable }, method: o.method, outcome: 'unavailable' };
       }
-      this.count(o.method, 'unauthenticated');
-      return unauthenticated(a.challenge, o.reason === 'missing' ? undefined : o.message);
+      return {
+        rejection: unauthenticated(a.challenge, o.reason === 'missing' ? undefined : o.message),
+        method: o.method,
+        outcome: 'unauthenticated',
+      };
     }
     const identity = o.identity;
     const rules = this.rule.authorization;
-    if (rules) {
-      const verdict = authorize(rules, identity);
-      if (!verdict.ok) {
-        // Nobody was identified: asking for credentials is the useful answer, not "forbidden".
-        if (identity.method === 'anonymous') {
-          this.count('anonymous', 'unauthenticated');
-          return unauthenticated(a.challenge, undefined);
-        }
-        this.count(identity.method, 'forbidden');
-        const headers =
-          verdict.missingScopes.length > 0
-            ? {
-                'www-authenticate': `Bearer realm="modelgate", error="insufficient_scope", scope="${verdict.missingScopes.join(' ')}"`,
-              }
-            : undefined;
-        return { error: Errors.Forbidden, message: verdict.message, ...(headers ? { headers } : {}) };
-      }
+    if (!rules) return undefined;
+    const verdict = authorize(rules, identity);
+    if (verdict.ok) return undefined;
+    // Nobody was identified: asking for credentials is the useful answer, not "forbidden".
+    if (identity.method === 'anonymous') {
+      return {
+        rejection: unauthenticated(a.challenge, undefined),
+        method: 'anonymous',
+        outcome: 'unauthenticated',
+      };
     }
+    const headers =
+      verdict.missingScopes.length > 0
+        ? {
+            'www-authenticate': `Bearer realm="modelgate", error="insufficient_scope", scope="${verdict.missingScopes.join(' ')}"`,
+          }
+        : undefined;
+    return {
+      rejection: { error: Errors.Forbidden, message: verdict.message, ...(headers ? { headers } : {}) },
+      method: identity.method,
+      outcome: 'forbidden',
+    };
+  }
+
+  private decide(ctx: FilterContext, o: AuthenticationOutcome): FilterOutcome {
+    const refused = this.refusal(o);
+    if (refused) {
+      this.count(refused.method, refused.outcome);
+      return refused.rejection;
+    }
+    const identity = (o as Extract<AuthenticationOutcome, { ok: true }>).identity;
     ctx.identity = identity;
     this.rewrite(ctx, identity);
     this.count(identity.method, 'allowed');

@@ -14,6 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { CompiledRule, RoutingTable } from '../../routing-table/types.ts';
 import type { Identity } from '../auth/identity.ts';
+import type { AuthenticationOutcome } from '../auth/route-authenticator.ts';
 import type { ErrorDefinition } from '../errors.ts';
 import type { OutgoingHeaders } from '../upstream/headers.ts';
 
@@ -45,11 +46,19 @@ export interface FilterContext {
   /**
    * The request body, when it is in memory: the route read it to find the model, or a filter of
    * the rule declared `readsBody`. A filter may replace it (the gateway then sends the new bytes
-   * with a matching content-length); undefined for a request without a body.
+   * with a matching content-length); undefined for a request without a body. Filters before the
+   * first that reads it (authentication) run before it is read (FilterChain.beforeBody), so they
+   * see it only when routing read it.
    */
   body: Buffer | undefined;
   /** Filters that must see the response or the end of the exchange add themselves here. */
   observers: ExchangeObserver[] | undefined;
+  /**
+   * The caller's authentication, when the proxy did it before the rule was known (to route on
+   * the model it must read the body, and it reads it only for callers a candidate rule admits:
+   * see AuthGate). The auth filter then authorizes this outcome instead of authenticating again.
+   */
+  readonly authenticated?: AuthenticationOutcome | undefined;
   /**
    * The backend the request will go to, chosen now instead of after the filters (the weighted
    * pick, then the rollout's preview, override and stickiness, with the identity known so far) and
@@ -162,7 +171,26 @@ export interface Filter {
   readonly name: string;
   /** The filter needs the request body in memory (bounded by the route's maxRequestBodySize). */
   readonly readsBody?: boolean;
+  /** Who may call the rule, asked before the rule is chosen (only the auth filter has one). */
+  readonly authGate?: AuthGate;
   onRequest(ctx: FilterContext): FilterOutcome | Promise<FilterOutcome>;
+}
+
+/**
+ * A rule's authentication and authorization, usable before the request is routed: a request
+ * routed on the model in its body is read only once the caller is known to be admitted by one of
+ * the rules the body could select (exchange.ts), so that nobody without credentials makes the
+ * gateway buffer and parse a body.
+ */
+export interface AuthGate {
+  /** Gates with the same key authenticate alike (same settings, whichever route they belong to). */
+  readonly key: string;
+  /** The route's authentication (no authorization, nothing counted). */
+  authenticate(headers: IncomingMessage['headers']): AuthenticationOutcome | Promise<AuthenticationOutcome>;
+  /** Whether the rule admits this outcome (authorization included); nothing counted. */
+  admits(outcome: AuthenticationOutcome): boolean;
+  /** The rule's refusal of an outcome it does not admit, counted as the filter counts it. */
+  refuse(outcome: AuthenticationOutcome): Rejection;
 }
 
 export interface FilterFactory {
@@ -178,6 +206,15 @@ export interface FilterFactory {
 export type FilterChain = ((ctx: FilterContext) => FilterOutcome | Promise<FilterOutcome>) & {
   /** Some filter of the chain reads the request body. */
   readsBody?: boolean;
+  /**
+   * When some filter reads the body: the filters before the first that does (authentication
+   * first of all), which run before the gateway reads the body (undefined when there are none),
+   * and the rest, which run once it is in memory.
+   */
+  beforeBody?: FilterChain | undefined;
+  withBody?: FilterChain;
+  /** The auth filter's gate, when the rule has authentication. */
+  authGate?: AuthGate;
 };
 
 function isPromise<T>(v: T | Promise<T>): v is Promise<T> {
@@ -216,6 +253,14 @@ export function buildChain(
     if (filter) filters.push(filter);
   }
   const chain = composeFilters(filters);
-  if (chain && filters.some((f) => f.readsBody === true)) chain.readsBody = true;
+  if (!chain) return chain;
+  const gate = filters.find((f) => f.authGate !== undefined)?.authGate;
+  if (gate) chain.authGate = gate;
+  const firstReader = filters.findIndex((f) => f.readsBody === true);
+  if (firstReader >= 0) {
+    chain.readsBody = true;
+    chain.beforeBody = composeFilters(filters.slice(0, firstReader));
+    chain.withBody = composeFilters(filters.slice(firstReader))!;
+  }
   return chain;
 }

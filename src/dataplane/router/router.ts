@@ -6,6 +6,8 @@
  * Model matching needs the request body. The router reports `needs-model` when the first
  * candidate whose other conditions hold wants a model and none was supplied; the proxy then reads
  * the body (within the route's limit) and asks again with the model (or `null` when it has none).
+ * Before reading, it asks `candidates` which rules the body could select, and reads only for a
+ * caller one of them admits (auth/admission.ts).
  */
 import type { CompiledMatch } from '../../routing-table/types.ts';
 import {
@@ -99,6 +101,40 @@ export class Router<Rule> {
       }
     }
     return this.anyHost.find(req.path, visit) ?? NONE;
+  }
+
+  /**
+   * The rules `route` could choose for this request, whatever model it names (in precedence
+   * order, each once): the rules of matches whose other conditions hold, up to and including the
+   * first match without a model condition. Asked only when `route` said `needs-model` and the
+   * model must come from the body: the proxy reads a body only for callers one of these admits.
+   */
+  candidates(req: RouteRequest): Rule[] {
+    const out: Rule[] = [];
+    let query: URLSearchParams | undefined;
+    const visit = (m: RuntimeMatch<Rule>): true | undefined => {
+      if (m.method !== undefined && m.method !== req.method) return undefined;
+      if (m.headers.length > 0 && !headersMatch(m.headers, req.headers)) return undefined;
+      if (m.query.length > 0) {
+        query ??= new URLSearchParams(req.query);
+        if (!queryMatches(m.query, query)) return undefined;
+      }
+      if (!out.includes(m.rule)) out.push(m.rule);
+      // A match without a model condition takes every model the earlier ones did not.
+      return m.model === undefined ? true : undefined;
+    };
+    const exact = this.exactHosts.get(req.host);
+    if (exact?.find(req.path, visit)) return out;
+    if (this.wildcardHosts.size > 0) {
+      let dot = req.host.indexOf('.');
+      while (dot >= 0) {
+        const bucket = this.wildcardHosts.get(req.host.slice(dot));
+        if (bucket?.find(req.path, visit)) return out;
+        dot = req.host.indexOf('.', dot + 1);
+      }
+    }
+    this.anyHost.find(req.path, visit);
+    return out;
   }
 }
 

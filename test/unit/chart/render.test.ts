@@ -265,6 +265,23 @@ test('the binary accepts every flag the chart passes', async () => {
   await Promise.all(runs);
 });
 
+test("controller.logLevel and proxy.logLevel are each component's --log-level, info by default", () => {
+  for (const component of ['controller', 'proxy']) {
+    const args = containerOf(defaults, component).c.args!;
+    assert.deepEqual(flags(args, '--log-level'), ['info'], `${component}: one --log-level, info`);
+  }
+  // Per component: one can be debugged without the other's volume.
+  const set = render(['--set', 'controller.logLevel=debug', '--set', 'proxy.logLevel=warn']);
+  assert.deepEqual(flags(containerOf(set, 'controller').c.args!, '--log-level'), ['debug']);
+  assert.deepEqual(flags(containerOf(set, 'proxy').c.args!, '--log-level'), ['warn']);
+  // The all-options values set them too, so "the binary accepts every flag" runs them.
+  assert.equal(flag(containerOf(allOptions, 'controller').c.args!, '--log-level'), 'debug');
+  assert.equal(flag(containerOf(allOptions, 'proxy').c.args!, '--log-level'), 'warn');
+  // extraArgs come after, so a --log-level there wins (the parser keeps the last value).
+  const extra = render(['--set', 'proxy.extraArgs={--log-level,trace}']);
+  assert.equal(flag(containerOf(extra, 'proxy').c.args!, '--log-level'), 'trace');
+});
+
 test("the proxies' GatewayConfig and flags give the listeners their container ports", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'modelgate-chart-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -537,6 +554,8 @@ test('values.schema.json and the templates refuse bad values', () => {
   refused(['--set', 'proxy.drainTimeout=30 seconds'], /drainTimeout: Does not match pattern/);
   refused(['--set', 'proxy.https.minVersion=TLSv1.1'], /minVersion/);
   refused(['--set', 'image.pullPolicy=Sometimes'], /pullPolicy/);
+  refused(['--set', 'proxy.logLevel=verbose'], /proxy\.logLevel must be one of the following: "trace"/);
+  refused(['--set', 'controller.logLevel=DEBUG'], /controller\.logLevel must be one of/);
   refused(['--set', 'controller.watchNamespaces[0]=ML'], /watchNamespaces\.0: Does not match pattern/);
   refused(
     ['--set', 'proxy.https.certificates[0].secretName=tls'],

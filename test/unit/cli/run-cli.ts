@@ -10,9 +10,18 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], cwd?: string): Promise<CliResult> {
+/** `env` is added to (or, with `undefined` values, removed from) this process's environment. */
+export function runCli(
+  args: string[],
+  cwd?: string,
+  env?: Record<string, string | undefined>,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(env ? { env: withEnv(env) } : {}),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => {
@@ -24,4 +33,13 @@ export function runCli(args: string[], cwd?: string): Promise<CliResult> {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+function withEnv(changes: Record<string, string | undefined>): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const [k, v] of Object.entries(changes)) {
+    if (v === undefined) delete env[k];
+    else env[k] = v;
+  }
+  return env;
 }

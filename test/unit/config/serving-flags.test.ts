@@ -3,7 +3,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { servingSettings } from '../../../src/cli/serving.ts';
+import { resolveLogLevel, servingSettings } from '../../../src/cli/serving.ts';
+import { UsageError } from '../../../src/cli/usage-error.ts';
+import { LOG_LEVELS } from '../../../src/observability/logger.ts';
 
 test('--listen-https with --tls-cert/--tls-key adds an HTTPS listener next to the HTTP one', async () => {
   const s = await servingSettings({
@@ -60,4 +62,35 @@ trustedProxies: {cidrs: ["10.0.0.0/8"]}
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('--log-level, else MODELGATE_LOG_LEVEL, else info; the flag wins', () => {
+  assert.equal(resolveLogLevel(undefined, {}), 'info');
+  assert.equal(resolveLogLevel(undefined, { MODELGATE_LOG_LEVEL: 'debug' }), 'debug');
+  assert.equal(resolveLogLevel('warn', { MODELGATE_LOG_LEVEL: 'debug' }), 'warn');
+  // The flag wins outright: a bad variable it overrides is not an error.
+  assert.equal(resolveLogLevel('error', { MODELGATE_LOG_LEVEL: 'verbose' }), 'error');
+  // An empty variable (a Deployment's `value: ""`) counts as unset.
+  assert.equal(resolveLogLevel(undefined, { MODELGATE_LOG_LEVEL: '' }), 'info');
+  // Case does not matter.
+  assert.equal(resolveLogLevel('DEBUG', {}), 'debug');
+  assert.equal(resolveLogLevel(undefined, { MODELGATE_LOG_LEVEL: 'Warn' }), 'warn');
+  for (const level of LOG_LEVELS) assert.equal(resolveLogLevel(level, {}), level);
+  assert.deepEqual([...LOG_LEVELS], ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+});
+
+test('a bad log level is a usage error naming the levels and where it came from', () => {
+  const levels = 'trace, debug, info, warn, error, fatal, silent';
+  const usage = (fn: () => unknown, message: string) =>
+    assert.throws(fn, (e: unknown) => {
+      assert.ok(e instanceof UsageError, `not a UsageError: ${String(e)}`);
+      assert.equal(e.message, message);
+      return true;
+    });
+  usage(() => resolveLogLevel('verbose', {}), `--log-level verbose: expected one of ${levels}`);
+  usage(() => resolveLogLevel('', {}), `--log-level "": expected one of ${levels}`);
+  usage(
+    () => resolveLogLevel(undefined, { MODELGATE_LOG_LEVEL: 'loud' }),
+    `MODELGATE_LOG_LEVEL=loud: expected one of ${levels}`,
+  );
 });

@@ -9,10 +9,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { Logger } from 'pino';
 import { Errors } from '../../../src/dataplane/errors.ts';
 import { KServeErrors } from '../../../src/dataplane/kserve/errors.ts';
 import { AccessLog } from '../../../src/observability/access-log.ts';
+import { createLogger } from '../../../src/observability/logger.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -59,7 +59,7 @@ test("README's error table links to the operations guide's table, which exists",
 
 test('README and the guide say errors are logged only while the access log is enabled', () => {
   // The behaviour the docs describe.
-  const log = new AccessLog({} as Logger, () => 0.999);
+  const log = new AccessLog(createLogger({ destination: { write: () => {} } }).logger, () => 0.999);
   assert.equal(log.wants({ enabled: false, sampleRate: 1 }, 500, 'MG_INTERNAL'), false);
   assert.equal(log.wants({ enabled: true, sampleRate: 0 }, 500, 'MG_INTERNAL'), true);
   for (const [name, text] of [
