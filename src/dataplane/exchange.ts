@@ -122,6 +122,11 @@ export class Exchange implements Dispatcher.DispatchHandler {
   attempts = 0;
   /** The caller, once authenticated (undefined on routes without auth). */
   identity: Identity | undefined;
+  /**
+   * The client sent `Expect: 100-continue` and waits for `100 Continue` before sending its body:
+   * sent when the body is about to be read (readingBody), never for a request refused before.
+   */
+  continuePending = false;
   /** The route matches on the model and the request was routed on it (header or body). */
   private modelRouted = false;
   /** Routed on the x-model header: the body, read after authentication, must agree with it. */
@@ -316,6 +321,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
       proxy.fail(this, Errors.BodyTooLarge);
       return;
     }
+    this.readingBody();
     readBody(req, limit).then(
       (read) => {
         if (this.done) return;
@@ -415,7 +421,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       traceparent: trace.header,
       upstreamHost: undefined,
     });
-    // node:http has already answered `Expect: 100-continue`; the upstream must not wait for it.
+    // `Expect: 100-continue` is the gateway's to answer (readingBody), not the upstream's: undici
+    // refuses the header, and the upstream gets the body the gateway already has or streams.
     delete headers.expect;
     this.watchClient();
     const filters = rule.filters;
@@ -504,6 +511,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     this.identity = ctx.identity;
     const { proxy, req } = this;
     const limit = rule.compiled.maxRequestBodyBytes;
+    this.readingBody();
     readBody(req, limit).then(
       (read) => {
         if (this.done) return;
@@ -641,6 +649,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     const cl = declaredLength(req);
     const retries = rule.compiled.retries;
     if (retries.attempts > 0 && cl >= 0 && cl <= retries.maxReplayBodyBytes) {
+      this.readingBody();
       readBody(req, cl).then((read) => {
         if (!read.ok) {
           this.abandon();
@@ -655,6 +664,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
     }
     this.bytesIn = cl > 0 ? cl : 0;
     this.streamBody = cl >= 0 ? req : req.pipe(new BodyLimit(rule.compiled.maxRequestBodyBytes, this));
+    // `100 Continue` waits for the upstream dispatch (attempt): a request with no healthy upstream
+    // is refused before its body is sent.
     this.chooseBackend(rule);
   }
 
@@ -751,6 +762,8 @@ export class Exchange implements Dispatcher.DispatchHandler {
       pool = proxy.pools.get(endpoint.id, backend.pool);
       backend.pools.set(endpoint.id, pool);
     }
+    // A streamed body flows once the client has its `100 Continue` (when it asked for one).
+    if (this.continuePending) this.readingBody();
     pool.dispatch(
       {
         path: (this.upstreamPath ?? this.path) + this.query,
@@ -902,10 +915,23 @@ export class Exchange implements Dispatcher.DispatchHandler {
   closesConnection(): boolean {
     const req = this.req;
     if (req.httpVersionMajor !== 1 || req.complete) return false;
+    // Refused before `100 Continue`: the client may or may not send its body (node:http closes too).
+    if (this.continuePending) return true;
     if (req.readableFlowing === false) return true; // paused midway
     if (req.readableFlowing !== null || !hasBody(req)) return false; // streaming, or nothing to read
     const cl = declaredLength(req);
     return cl < 0 || cl > SMALL_UNREAD_BODY;
+  }
+
+  /**
+   * The body is about to be read: a client that sent `Expect: 100-continue` gets its
+   * `100 Continue` now, once (node:http's 'checkContinue' leaves it to the gateway, so that a
+   * request refused before its body is read gets its final status instead, and never sends it).
+   */
+  readingBody(): void {
+    if (!this.continuePending) return;
+    this.continuePending = false;
+    this.res.writeContinue();
   }
 
   /** The client left before an upstream was involved. */
@@ -1000,7 +1026,7 @@ export class Exchange implements Dispatcher.DispatchHandler {
     statusCode: number,
     headers: Record<string, string | string[] | undefined>,
   ): void {
-    if (statusCode < 200) return; // 1xx: node:http handles 100-continue itself
+    if (statusCode < 200) return; // 1xx (interim) answers of the upstream are not passed on
     if (statusCode >= 500 && this.mayRetry(String(statusCode), statusCode)) {
       this.retryPending = true;
       this.status = statusCode;

@@ -85,24 +85,82 @@ export function respondTrailersOnly(
   res.end();
 }
 
-/** A trailers-only gRPC response carrying the gateway error. */
+/** Connection-specific fields, which HTTP/2 forbids (RFC 9113 §8.2.2): never metadata. */
+const NOT_METADATA = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * A trailers-only gRPC response carrying the gateway error. `headers` are the ones an HTTP client
+ * would get with the error (a rate limit's `ratelimit-policy`, `ratelimit` and `retry-after`, an
+ * auth challenge's `www-authenticate`): they travel as custom metadata, which in a trailers-only
+ * response is in the one HEADERS frame with the status. A `retry-after` is also given as
+ * `grpc-retry-pushback-ms` (gRFC A6), which gRPC clients with a retry policy wait for before
+ * retrying; a rate-limit refusal without one (the request can never be admitted) gets a pushback
+ * of -1, which tells them not to retry.
+ */
 export function sendGrpcError(
   res: ServerResponse,
   e: ErrorDefinition,
   requestId: string,
   message = e.message,
+  headers?: Record<string, string>,
 ): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  respondTrailersOnly(res, 200, {
-    'content-type': 'application/grpc',
-    'grpc-status': String(grpcStatusFor(e.status)),
-    // grpc-message is percent-encoded (PROTOCOL-HTTP2.md).
-    'grpc-message': encodeURIComponent(`${e.code}: ${message}`),
-    'x-request-id': requestId,
-  });
+  const out: Record<string, string> = {};
+  if (headers !== undefined) {
+    for (const k in headers) if (!NOT_METADATA.has(k)) out[k] = headers[k]!;
+    const pushback = retryPushbackMs(headers['retry-after'], e.status === 429);
+    if (pushback !== undefined) out['grpc-retry-pushback-ms'] = pushback;
+  }
+  out['content-type'] = 'application/grpc';
+  out['grpc-status'] = String(grpcStatusFor(e.status));
+  out['grpc-message'] = encodeGrpcMessage(`${e.code}: ${message}`);
+  out['x-request-id'] = requestId;
+  respondTrailersOnly(res, 200, out);
+}
+
+/**
+ * A `grpc-message` value (PROTOCOL-HTTP2.md): UTF-8, with every byte outside printable ASCII and
+ * `%` itself percent-encoded. Not encodeURIComponent: clients decode with decodeURI-like rules,
+ * so its `%3A`, `%2F`… would reach them as they are.
+ */
+export function encodeGrpcMessage(text: string): string {
+  let plain = true;
+  for (let i = 0; i < text.length && plain; i++) {
+    const c = text.charCodeAt(i);
+    plain = c >= 0x20 && c <= 0x7e && c !== 0x25;
+  }
+  if (plain) return text;
+  let out = '';
+  for (const b of Buffer.from(text, 'utf8')) {
+    out +=
+      b >= 0x20 && b <= 0x7e && b !== 0x25
+        ? String.fromCharCode(b)
+        : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * `grpc-retry-pushback-ms` for a Retry-After in delay-seconds; for a 429 without one (a request no
+ * wait admits), -1: "do not retry" (gRFC A6). Undefined otherwise (no pushback: the client's own
+ * backoff applies).
+ */
+export function retryPushbackMs(retryAfter: string | undefined, limited: boolean): string | undefined {
+  if (retryAfter !== undefined) {
+    const s = Number(retryAfter);
+    if (/^\d{1,10}$/.test(retryAfter) && Number.isSafeInteger(s * 1000)) return String(s * 1000);
+    return undefined;
+  }
+  return limited ? '-1' : undefined;
 }
 
 const UNIT_MS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };

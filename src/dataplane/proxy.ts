@@ -325,6 +325,18 @@ export class GatewayProxy {
     ex.start();
   };
 
+  /**
+   * The 'checkContinue' listener: a request with `Expect: 100-continue`. Its `100 Continue` is sent
+   * only once the exchange is about to read the body (Exchange.readingBody); a request refused
+   * before (credentials, no route, a declared length over the limit) gets its final status
+   * instead, and the client never sends the body.
+   */
+  readonly handleContinue = (req: IncomingMessage, res: ServerResponse): void => {
+    const ex = new Exchange(this, req, res);
+    ex.continuePending = true;
+    ex.start();
+  };
+
   async close(): Promise<void> {
     this.health.close();
     this.jwks.close();
@@ -344,7 +356,7 @@ export class GatewayProxy {
     this.metrics.gatewayError(e.code);
     ex.code = e.code;
     ex.status = e.status;
-    if (isGrpc(ex.req)) sendGrpcError(ex.res, e, ex.requestId, message);
+    if (isGrpc(ex.req)) sendGrpcError(ex.res, e, ex.requestId, message, headers);
     else {
       // A page may read the gateway's own errors (a 401 above all) when its origin is allowed.
       let extra = ex.corsHeaders ? { ...ex.corsHeaders, ...headers } : headers;

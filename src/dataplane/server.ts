@@ -197,17 +197,28 @@ export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<
     if (isGrpc(req)) sendGrpcError(res, e, id, message);
     else sendError(res, e, id, message, req.httpVersionMajor === 2 ? undefined : { connection: 'close' });
   };
-  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+  /** The listener's own checks; false when the request was refused. */
+  const screen = (req: IncomingMessage, res: ServerResponse): boolean => {
     if (req.httpVersionMajor !== 2) clearIdle(req.socket);
     if (headerCount(req) > maxHeaders) {
       refuse(req, res, Errors.HeadersTooLarge, `more than ${maxHeaders} header fields`);
-      return;
+      return false;
     }
     if (!allowed(req)) {
       refuse(req, res, Errors.ClientCertificateRequired);
-      return;
+      return false;
     }
-    inner(req, res);
+    return true;
+  };
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    if (screen(req, res)) inner(req, res);
+  };
+  // `Expect: 100-continue` (both servers emit 'checkContinue' instead of 'request' when it is
+  // listened for): the proxy sends `100 Continue` only when it reads the body. Other expectations
+  // get node's 417 (no 'checkExpectation' listener).
+  const innerContinue = proxy.handleContinue;
+  const handleContinue = (req: IncomingMessage, res: ServerResponse): void => {
+    if (screen(req, res)) innerContinue(req, res);
   };
   const upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     clearIdle(req.socket);
@@ -242,6 +253,7 @@ export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<
   // node:http keeps this many fields and silently drops the rest: one more than allowed is
   // enough to see that the request has too many.
   http1.maxHeadersCount = maxHeaders + 1;
+  http1.on('checkContinue', handleContinue);
   http1.on('upgrade', upgrade);
   // The HTTP/1 server never listens itself (connections are handed to it), so start the
   // connection tracking that enforces headersTimeout the way listening would.
@@ -269,6 +281,7 @@ export async function listen(proxy: GatewayProxy, opts: ListenOptions): Promise<
     maxHeaderListPairs: Math.max(128, 2 * maxHeaders + 8),
   });
   http2.on('request', handle as unknown as Parameters<Http2Server['on']>[1]);
+  http2.on('checkContinue', handleContinue as unknown as Parameters<Http2Server['on']>[1]);
   const sessions = new Set<ServerHttp2Session>();
   let draining = false;
   http2.on('session', (s: ServerHttp2Session) => {

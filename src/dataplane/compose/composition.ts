@@ -206,6 +206,7 @@ export class Composition {
     }
     // Every step may need the body again: read it, within the route's limit.
     const limit = this.rule.maxRequestBodyBytes;
+    ex.readingBody();
     readBody(ex.req, limit).then(
       (read) => {
         if (ex.clientAborted) return;

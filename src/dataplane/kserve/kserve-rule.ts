@@ -130,6 +130,7 @@ export class KServeRule {
       return;
     }
     const limit = this.rule.maxRequestBodyBytes;
+    ex.readingBody();
     readBody(ex.req, limit).then(
       (read) => {
         if (ex.clientAborted) return;
