@@ -2,6 +2,8 @@
 /**
  * The `modelgate` binary: one entry point, one subcommand per role or tool.
  */
+// First: V8's linear-time regexp fallback for every regexp built after it (route-regex.ts).
+import '../routing-table/route-regex.ts';
 import { readFileSync } from 'node:fs';
 import { compileCommand } from './commands/compile.ts';
 import { controllerCommand } from './commands/controller.ts';

@@ -11,6 +11,7 @@ import type { FieldError } from '../api/cel.ts';
 import type { Rule } from '../api/model-route.ts';
 import type { BodyOpSpec, HeaderModifier, PathRewrite } from '../api/transform.ts';
 import { schemaProblem } from '../routing-table/json-schema.ts';
+import { routeRegexProblem } from '../routing-table/route-regex.ts';
 import type {
   CompiledBodyOp,
   CompiledHeaderOps,
@@ -74,10 +75,6 @@ function bodyOp(op: BodyOpSpec): CompiledBodyOp {
 }
 
 /** V8 says "Invalid regular expression: /…/g: Unterminated group"; keep the reason only. */
-function regexReason(e: unknown): string {
-  return (e as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
-}
-
 /** What a path may hold besides percent-escapes (RFC 3986 pchar and `/`): no `?`, `#` or spaces. */
 const PATH_CHAR = /^[-A-Za-z0-9/._~!$&'()*+,;=:@%]$/;
 
@@ -143,18 +140,13 @@ function pathRewrite(
     }
     case 'ReplaceRegexMatch': {
       const { pattern, substitution } = p.replaceRegexMatch!;
-      let groups: number;
-      try {
-        new RegExp(pattern, 'g');
-        // An alternative that matches the empty string makes exec report every group.
-        groups = new RegExp(`${pattern}|`).exec('')!.length - 1;
-      } catch (e) {
-        errors.push({
-          path: `${at}.replaceRegexMatch.pattern`,
-          message: `invalid regular expression: ${regexReason(e)}`,
-        });
+      const problem = routeRegexProblem(pattern, 'g');
+      if (problem) {
+        errors.push({ path: `${at}.replaceRegexMatch.pattern`, message: problem });
         return undefined;
       }
+      // An alternative that matches the empty string makes exec report every group.
+      const groups = new RegExp(`${pattern}|`).exec('')!.length - 1;
       const sub = substitutionOf(substitution, groups, `${at}.replaceRegexMatch.substitution`, errors);
       return sub === undefined ? undefined : { type: 'ReplaceRegexMatch', pattern, substitution: sub };
     }

@@ -1,8 +1,9 @@
 /**
  * Match conditions compiled once per table: regular expressions are built here (anchored, since
  * they must match the whole value) and globs become regular expressions, so a request never
- * compiles a pattern.
+ * compiles a pattern. They are built by route-regex.ts, which bounds their matching time.
  */
+import { anchoredSource, routeRegExp } from '../../routing-table/route-regex.ts';
 import type { CompiledMatch } from '../../routing-table/types.ts';
 
 export interface StringCondition {
@@ -30,7 +31,7 @@ export interface RuntimeMatch<Rule> {
 }
 
 export function anchored(pattern: string): RegExp {
-  return new RegExp(`^(?:${pattern})$`);
+  return routeRegExp(anchoredSource(pattern));
 }
 
 /** `*` any run of characters, `?` one character; everything else literal. */
@@ -41,7 +42,7 @@ export function globToRegExp(glob: string): RegExp {
     else if (c === '?') out += '.';
     else out += c.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
   }
-  return new RegExp(`^${out}$`, 's');
+  return routeRegExp(`^${out}$`, 's');
 }
 
 export function compileConditions<Rule>(m: CompiledMatch, order: number, rule: Rule): RuntimeMatch<Rule> {

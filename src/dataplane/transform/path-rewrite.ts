@@ -8,6 +8,7 @@
  * empty result is `/`: `/foo/bar` with prefix `/foo` becomes `/xyz/bar` for `/xyz` or `/xyz/`,
  * `/bar` for ``; `/foo/` becomes `/xyz/`; `/foo` becomes `/xyz`, or `/` for ``.
  */
+import { routeRegExp } from '../../routing-table/route-regex.ts';
 import type { CompiledPathRewrite } from '../../routing-table/types.ts';
 
 export type PathRewriter = (path: string) => string;
@@ -28,7 +29,7 @@ export function pathRewriter(r: CompiledPathRewrite): PathRewriter {
       return (path) => (path.startsWith(prefix) ? rooted(replacement + path.slice(cut)) : path);
     }
     case 'ReplaceRegexMatch': {
-      const re = new RegExp(r.pattern, 'g');
+      const re = routeRegExp(r.pattern, 'g');
       const substitution = r.substitution;
       return (path) => rooted(path.replace(re, substitution));
     }
