@@ -47,8 +47,11 @@ export type { TableVersion } from './push/protocol.ts';
 export interface PushServerOptions {
   /** This replica's id (the pod name), sent in `hello`. */
   controllerId: string;
-  /** The bearer token proxies must present; a function is read on every request (rotation). */
-  token: string | (() => string);
+  /**
+   * The bearer token proxies must present; a function is read on every request (rotation) and may
+   * return several accepted tokens (the current and, during a rotation's grace period, the previous).
+   */
+  token: string | (() => string | readonly string[]);
   /** Milliseconds, for ACK timestamps and forgetting gone proxies. Default Date.now. */
   now?: () => number;
   /** Keep-alive interval; 0 disables. Default 15 s. */
@@ -102,6 +105,8 @@ export type PushServerEvents = {
    * higher term. Once per such term seen within a term of this replica.
    */
   staleTerm: [{ proxy: string; version: TableVersion; term: number }];
+  /** A request was refused for a missing or unknown token (the token may have been rotated). */
+  unauthorized: [];
 };
 
 interface Stream {
@@ -145,7 +150,7 @@ const PING_LINE = line({ type: 'ping' });
 
 export class PushServer extends EventEmitter<PushServerEvents> {
   readonly controllerId: string;
-  private readonly token: () => string;
+  private readonly token: () => string | readonly string[];
   private readonly now: () => number;
   private readonly logger: Logger;
   private readonly maxEndpointsMessages: number;
@@ -427,7 +432,12 @@ export class PushServer extends EventEmitter<PushServerEvents> {
   }
 
   private authorized(req: IncomingMessage, res: ServerResponse): boolean {
-    if (bearerMatches(req, this.token())) return true;
+    const accepted = this.token();
+    // Every token is compared (no early exit), so the time taken does not tell which one matched.
+    let ok = false;
+    for (const t of typeof accepted === 'string' ? [accepted] : accepted) ok = bearerMatches(req, t) || ok;
+    if (ok) return true;
+    this.emit('unauthorized');
     sendError(res, 401, 'unauthorized', 'a valid push token is required (Authorization: Bearer <token>)', {
       'www-authenticate': 'Bearer realm="modelgate-push"',
     });

@@ -19,6 +19,7 @@ import { endpointOnlyUpdate } from '../controlplane/endpoint-fast-path.ts';
 import { postEvent } from '../controlplane/events.ts';
 import { LeaderElector } from '../controlplane/leader-election.ts';
 import { GenerationLedger, programmedCondition } from '../controlplane/programmed.ts';
+import { PushTokenHolder } from '../controlplane/push/token-holder.ts';
 import { PushServer } from '../controlplane/push-server.ts';
 import { StatsAggregator } from '../controlplane/rollout/backend-stats.ts';
 import { RolloutEngine, StaleStatusError } from '../controlplane/rollout/engine.ts';
@@ -46,6 +47,12 @@ export interface ControllerOptions {
   /** TLS for the push stream (PEM); plain HTTP when unset. `setPushTls` replaces it later. */
   pushTls?: { cert: string; key: string };
   tokenSecretName?: string;
+  /**
+   * Push token rotation: the Secret is re-read every `refreshMs` (default 30 s); after a change the
+   * previous token stays accepted for `graceMs` (default 10 min). `now` is the clock of the grace
+   * period (tests).
+   */
+  pushToken?: { refreshMs?: number; graceMs?: number; now?: () => number };
   leaseName?: string;
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
@@ -61,6 +68,10 @@ export interface ControllerRole {
   readonly elector: LeaderElector;
   readonly pushUrl: string;
   readonly adminUrl: string;
+  /** The push tokens accepted (current, and previous during a rotation's grace period). */
+  readonly pushTokens: PushTokenHolder;
+  /** Re-reads the push-token Secret now (it is also re-read periodically). */
+  refreshPushToken(): Promise<void>;
   /**
    * Replaces the push stream's certificate and key (a rotated certificate): new connections get
    * it, open streams keep theirs. Throws when the controller was started without `pushTls`.
@@ -73,20 +84,38 @@ export interface ControllerRole {
   shutdown(): Promise<void>;
 }
 
-/** Reads the push token, creating the Secret with a random one at first start. */
-export async function ensurePushToken(kc: KubeConfig, namespace: string, name: string): Promise<string> {
-  const path = `/api/v1/namespaces/${namespace}/secrets/${name}`;
-  const read = async () => {
-    const s = await kubeRequest<{ data?: Record<string, string> }>(kc, path);
-    const token = s.data?.token;
-    if (!token) throw new Error(`secret ${namespace}/${name} has no key "token"`);
-    return Buffer.from(token, 'base64').toString('utf8').trim();
-  };
+/** Reads the push token; undefined when the Secret does not exist. */
+export async function readPushToken(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+): Promise<string | undefined> {
+  let s: { data?: Record<string, string> };
   try {
-    return await read();
+    s = await kubeRequest<{ data?: Record<string, string> }>(
+      kc,
+      `/api/v1/namespaces/${namespace}/secrets/${name}`,
+    );
   } catch (err) {
-    if (!(err instanceof KubeError && err.statusCode === 404)) throw err;
+    if (err instanceof KubeError && err.statusCode === 404) return undefined;
+    throw err;
   }
+  const token = s.data?.token;
+  if (!token) throw new Error(`secret ${namespace}/${name} has no key "token"`);
+  const text = Buffer.from(token, 'base64').toString('utf8').trim();
+  if (text === '') throw new Error(`secret ${namespace}/${name} has an empty "token"`);
+  return text;
+}
+
+/** Reads the push token, creating the Secret with a random one when it does not exist. */
+export async function ensurePushToken(kc: KubeConfig, namespace: string, name: string): Promise<string> {
+  const read = async () => {
+    const token = await readPushToken(kc, namespace, name);
+    if (token === undefined) throw new Error(`secret ${namespace}/${name} not found`);
+    return token;
+  };
+  const existing = await readPushToken(kc, namespace, name);
+  if (existing !== undefined) return existing;
   const token = randomBytes(32).toString('base64url');
   try {
     await kubeRequest(kc, `/api/v1/namespaces/${namespace}/secrets`, {
@@ -119,12 +148,12 @@ function listen(server: Server, at: { address: string; port: number }): Promise<
 
 export async function startController(opts: ControllerOptions): Promise<ControllerRole> {
   const { logger, flush } = opts.logger ? { logger: opts.logger, flush: () => {} } : createLogger();
-  const token = await ensurePushToken(
-    opts.kc,
-    opts.namespace,
-    opts.tokenSecretName ?? 'modelgate-push-token',
-  );
-  const push = new PushServer({ controllerId: opts.identity, token, logger });
+  const tokenSecret = opts.tokenSecretName ?? 'modelgate-push-token';
+  const tokens = new PushTokenHolder(await ensurePushToken(opts.kc, opts.namespace, tokenSecret), {
+    graceMs: opts.pushToken?.graceMs ?? 10 * 60_000,
+    now: opts.pushToken?.now,
+  });
+  const push = new PushServer({ controllerId: opts.identity, token: () => tokens.accepted(), logger });
   const ledger = new GenerationLedger();
   let last: CompileResult | undefined;
   let compileCount = 0;
@@ -400,6 +429,52 @@ export async function startController(opts: ControllerOptions): Promise<Controll
   await source.start();
   elector.start();
 
+  // Push token rotation: re-read the Secret periodically (a GET of one named Secret, which the
+  // controller's Role already allows); a change makes the new token current and keeps the previous
+  // one accepted for the grace period, while the kubelet refreshes the proxies' mounted files.
+  const secretRef = `${opts.namespace}/${tokenSecret}`;
+  let lastRefresh = Number.NEGATIVE_INFINITY;
+  const refreshPushToken = async () => {
+    lastRefresh = performance.now();
+    try {
+      let token = await readPushToken(opts.kc, opts.namespace, tokenSecret);
+      if (token === undefined) {
+        // Deleted: the leader creates it again with a new token (a rotation); followers keep what
+        // they accept until they read the new one, so no proxy is refused meanwhile.
+        if (!elector.isLeader()) return;
+        token = await ensurePushToken(opts.kc, opts.namespace, tokenSecret);
+        logger.info({ secret: secretRef }, 'push token Secret was missing; created it with a new token');
+      }
+      if (tokens.set(token)) {
+        logger.info(
+          { secret: secretRef, previousAcceptedUntil: new Date(tokens.previousUntil ?? 0).toISOString() },
+          'push token changed; the previous token is accepted until the grace period ends',
+        );
+      }
+    } catch (err) {
+      logger.warn(
+        { secret: secretRef, err: String(err) },
+        'push token re-read failed; keeping the current one',
+      );
+    }
+  };
+  let tokenTimer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const scheduleTokenRefresh = () => {
+    if (stopped) return;
+    tokenTimer = setTimeout(
+      () => void refreshPushToken().finally(scheduleTokenRefresh),
+      opts.pushToken?.refreshMs ?? 30_000,
+    );
+    tokenTimer.unref();
+  };
+  scheduleTokenRefresh();
+  // A refused token may be a new one this replica has not read yet (the kubelet refreshed a
+  // proxy's file first): read the Secret early, at most once per 5 s whatever clients send.
+  push.on('unauthorized', () => {
+    if (!stopped && performance.now() - lastRefresh >= 5000) void refreshPushToken();
+  });
+
   const admin: FastifyInstance = Fastify({ logger: false });
   admin.get('/healthz', async () => ({ status: 'ok' }));
   admin.get('/readyz', async (_req, reply) => {
@@ -442,6 +517,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
     elector,
     pushUrl,
     adminUrl,
+    pushTokens: tokens,
+    refreshPushToken,
     compiles: () => compileCount,
     statuses: () => computed,
     setPushTls: (tls) => {
@@ -449,6 +526,8 @@ export async function startController(opts: ControllerOptions): Promise<Controll
       (pushServer as unknown as TlsServer).setSecureContext({ cert: tls.cert, key: tls.key });
     },
     shutdown: async () => {
+      stopped = true;
+      clearTimeout(tokenTimer);
       // Let a running evaluation finish (its events follow its status write) before leading ends.
       await engine.close();
       await elector.stop();
